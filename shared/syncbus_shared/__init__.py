@@ -1,0 +1,1 @@
+"""What every syncbus service shares: message contracts, NATS topology, settings, logging."""

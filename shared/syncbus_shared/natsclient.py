@@ -1,0 +1,40 @@
+"""Connecting to NATS the same way in every service: reconnect forever, log state changes."""
+
+from __future__ import annotations
+
+import nats
+from nats.aio.client import Client
+
+from .logs import get_logger
+from .settings import NatsSettings
+
+log = get_logger()
+
+
+async def connect(settings: NatsSettings, name: str) -> Client:
+    async def on_error(exc: Exception) -> None:
+        log.warning("nats.error", error=type(exc).__name__, detail=str(exc)[:200])
+
+    async def on_disconnect() -> None:
+        log.warning("nats.disconnected")
+
+    async def on_reconnect() -> None:
+        log.info("nats.reconnected")
+
+    options: dict[str, object] = {}
+    if settings.user:
+        options["user"] = settings.user
+    if settings.password is not None:
+        options["password"] = settings.password.get_secret_value()
+    return await nats.connect(
+        servers=settings.servers,
+        name=name,
+        connect_timeout=settings.connect_timeout_seconds,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        allow_reconnect=True,
+        error_cb=on_error,
+        disconnected_cb=on_disconnect,
+        reconnected_cb=on_reconnect,
+        **options,  # type: ignore[arg-type]
+    )

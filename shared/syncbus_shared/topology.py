@@ -1,0 +1,84 @@
+"""Every NATS subject, stream, consumer and KV bucket syncbus uses, named once.
+
+Services and tools build subjects only through these functions, so a name cannot drift
+between a publisher and its subscriber.
+"""
+
+from __future__ import annotations
+
+from .keys import encode_token
+
+# --- streams -------------------------------------------------------------------------------
+STREAM_REQUESTS = "SYNC_REQUESTS"
+STREAM_RESULTS = "SYNC_RESULTS"
+STREAM_LEDGER = "LEDGER"
+STREAM_DLQ = "SYNC_DLQ"
+STREAM_ALERTS = "ALERTS"
+
+# --- durable consumers ---------------------------------------------------------------------
+CONSUMER_DISPATCHER = "dispatcher"
+
+# --- KV buckets ----------------------------------------------------------------------------
+KV_INTEGRATIONS = "integrations"
+KV_SYNC_RUNS = "sync-runs"
+KV_SCHEDULE_STATE = "schedule-state"
+KV_HEALTH = "integration-health"
+
+# --- queue groups (one member of each handles a message) ------------------------------------
+QUEUE_CREDENTIALS = "credentials"
+QUEUE_DISPATCHER_WARMUP = "dispatcher-warmup"
+QUEUE_SCHEDULER_COMMANDS = "scheduler"
+
+INVALID_INTEGRATION = "_invalid"
+"""Results for requests whose integration id cannot be read go to `sync.result._invalid`."""
+
+
+def request_subject(integration_id: str) -> str:
+    return f"sync.request.{integration_id}"
+
+
+def warmup_subject(integration_id: str) -> str:
+    return f"sync.warmup.{integration_id}"
+
+
+def progress_subject(integration_id: str) -> str:
+    return f"sync.progress.{integration_id}"
+
+
+def result_subject(integration_id: str) -> str:
+    return f"sync.result.{integration_id}"
+
+
+def dlq_subject(integration_id: str) -> str:
+    return f"sync.dlq.{integration_id}"
+
+
+def ledger_period_subject(integration_id: str, period_id: str) -> str:
+    """All vouchers staged for one integration and period (a filter: ends with `>`)."""
+    return f"ledger.{integration_id}.{encode_token(period_id)}.>"
+
+
+def ledger_voucher_subject(integration_id: str, period_id: str, voucher_id: str) -> str:
+    """One voucher's own subject: at most one message each, so a re-import stages nothing."""
+    return f"ledger.{integration_id}.{encode_token(period_id)}.{encode_token(voucher_id)}"
+
+
+def credentials_subject(integration_id: str) -> str:
+    return f"credentials.get.{integration_id}"
+
+
+def health_subject(integration_id: str) -> str:
+    return f"health.status.{integration_id}"
+
+
+def alert_subject(kind: str, integration_id: str) -> str:
+    return f"alerts.{kind}.{integration_id}"
+
+
+SCHEDULER_BACKFILL = "scheduler.backfill"
+"""Request/reply: ask a scheduler replica to fire past periods of one integration on purpose."""
+
+REQUEST_FILTER = "sync.request.*"
+WARMUP_FILTER = "sync.warmup.*"
+RESULT_FILTER = "sync.result.*"
+CREDENTIALS_FILTER = "credentials.get.*"
