@@ -23,17 +23,18 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 import httpx
-from pydantic import SecretStr
 
 from syncbus_shared.contracts import ErrorClass, Voucher
+from syncbus_shared.credentials_client import Credential
 
-
-@dataclass(frozen=True)
-class Credential:
-    """What an adapter may use to authenticate. `secret` stays masked in every repr."""
-
-    scheme: str
-    secret: SecretStr
+__all__ = [
+    "AdapterContext",
+    "AdapterError",
+    "BatchReceipt",
+    "Credential",
+    "ProbeResult",
+    "VendorAdapter",
+]
 
 
 @dataclass(frozen=True)

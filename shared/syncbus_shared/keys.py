@@ -31,10 +31,7 @@ def encode_token(text: str) -> str:
     """Map any text to a subject token / KV key; reversible by `decode_token`."""
     if not text:
         raise ValueError("an empty name cannot become a subject token or KV key")
-    out: list[str] = []
-    for byte in text.encode("utf-8"):
-        out.append(chr(byte) if byte in _SAFE else f"={byte:02X}")
-    return "".join(out)
+    return "".join(chr(b) if b in _SAFE else f"={b:02X}" for b in text.encode("utf-8"))
 
 
 def decode_token(token: str) -> str:

@@ -36,5 +36,5 @@ async def connect(settings: NatsSettings, name: str) -> Client:
         error_cb=on_error,
         disconnected_cb=on_disconnect,
         reconnected_cb=on_reconnect,
-        **options,  # type: ignore[arg-type]
+        **options,
     )

@@ -114,18 +114,33 @@ def dispatcher_consumer_config(settings: TopologySettings) -> ConsumerConfig:
 def bucket_configs(settings: TopologySettings) -> list[KeyValueConfig]:
     r = settings.replicas
     return [
-        KeyValueConfig(bucket=t.KV_INTEGRATIONS, history=5, replicas=r,
-                       description="One entry per integration."),
-        KeyValueConfig(bucket=t.KV_SYNC_RUNS, history=1, replicas=r,
-                       description="Run ledger: idempotency key -> claim, progress, result."),
-        KeyValueConfig(bucket=t.KV_SCHEDULE_STATE, history=1, replicas=r,
-                       description="Last fired period per schedule."),
-        KeyValueConfig(bucket=t.KV_HEALTH, history=1, replicas=r,
-                       description="Current health per integration."),
+        KeyValueConfig(
+            bucket=t.KV_INTEGRATIONS,
+            history=5,
+            replicas=r,
+            description="One entry per integration.",
+        ),
+        KeyValueConfig(
+            bucket=t.KV_SYNC_RUNS,
+            history=1,
+            replicas=r,
+            description="Run ledger: idempotency key -> claim, progress, result.",
+        ),
+        KeyValueConfig(
+            bucket=t.KV_SCHEDULE_STATE,
+            history=1,
+            replicas=r,
+            description="Last fired period per schedule.",
+        ),
+        KeyValueConfig(
+            bucket=t.KV_HEALTH, history=1, replicas=r, description="Current health per integration."
+        ),
     ]
 
 
-async def _ensure_stream(js: JetStreamContext, config: StreamConfig, report: ProvisionReport) -> None:
+async def _ensure_stream(
+    js: JetStreamContext, config: StreamConfig, report: ProvisionReport
+) -> None:
     assert config.name is not None
     try:
         await js.stream_info(config.name)
@@ -137,7 +152,9 @@ async def _ensure_stream(js: JetStreamContext, config: StreamConfig, report: Pro
     report.updated.append(f"stream {config.name}")
 
 
-async def _ensure_bucket(js: JetStreamContext, config: KeyValueConfig, report: ProvisionReport) -> None:
+async def _ensure_bucket(
+    js: JetStreamContext, config: KeyValueConfig, report: ProvisionReport
+) -> None:
     try:
         await js.key_value(config.bucket)
     except BucketNotFoundError:
@@ -154,7 +171,9 @@ async def _ensure_bucket(js: JetStreamContext, config: KeyValueConfig, report: P
     report.updated.append(f"bucket {config.bucket}")
 
 
-async def provision(js: JetStreamContext, settings: TopologySettings | None = None) -> ProvisionReport:
+async def provision(
+    js: JetStreamContext, settings: TopologySettings | None = None
+) -> ProvisionReport:
     """Create what is missing and update what exists, so that NATS holds the settings we chose."""
     settings = settings or TopologySettings()
     report = ProvisionReport()

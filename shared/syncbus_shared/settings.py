@@ -22,22 +22,32 @@ class NatsSettings(BaseSettings):
 
 
 class TopologySettings(BaseSettings):
-    """Stream, consumer and bucket settings applied by provisioning. Env prefix `SYNCBUS_TOPOLOGY_`."""
+    """Stream, consumer and bucket settings applied by provisioning (`SYNCBUS_TOPOLOGY_`)."""
 
     model_config = SettingsConfigDict(env_prefix="SYNCBUS_TOPOLOGY_")
 
-    replicas: int = Field(default=1, ge=1, le=5, description="Stream and bucket replicas (R3 in production).")
+    replicas: int = Field(
+        default=1, ge=1, le=5, description="Stream and bucket replicas (R3 in production)."
+    )
     request_dedup_window_seconds: float = Field(
         default=7200.0, gt=0, description="Nats-Msg-Id dedup window of SYNC_REQUESTS (>= 2 h)."
     )
-    request_max_age_days: float = Field(default=14.0, gt=0, description="How long requests are kept.")
-    result_max_age_days: float = Field(default=400.0, gt=0, description="How long results are kept.")
-    dlq_max_age_days: float = Field(default=90.0, gt=0, description="How long dead letters are kept.")
+    request_max_age_days: float = Field(
+        default=14.0, gt=0, description="How long requests are kept."
+    )
+    result_max_age_days: float = Field(
+        default=400.0, gt=0, description="How long results are kept."
+    )
+    dlq_max_age_days: float = Field(
+        default=90.0, gt=0, description="How long dead letters are kept."
+    )
     alert_max_age_days: float = Field(default=30.0, gt=0, description="How long alerts are kept.")
     dispatcher_ack_wait_seconds: float = Field(
         default=60.0, gt=0, description="Redelivery after this long without an ack or progress ack."
     )
-    dispatcher_max_deliver: int = Field(default=50, ge=1, description="Deliveries before a message is given up.")
+    dispatcher_max_deliver: int = Field(
+        default=50, ge=1, description="Deliveries before a message is given up."
+    )
     sync_always: bool = Field(
         default=False, description="fsync every write of SYNC_REQUESTS (set in production)."
     )

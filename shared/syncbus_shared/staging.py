@@ -65,12 +65,11 @@ async def read_period(js: JetStreamContext, integration_id: str, period_id: str)
     )
     try:
         info = await sub.consumer_info()
-        remaining = info.num_pending
+        remaining = info.num_pending or 0
         vouchers: list[Voucher] = []
         while remaining > 0:
             msgs = await sub.fetch(min(remaining, 256), timeout=5.0)
-            for msg in msgs:
-                vouchers.append(Voucher.from_bytes(msg.data))
+            vouchers.extend(Voucher.from_bytes(msg.data) for msg in msgs)
             remaining -= len(msgs)
         return vouchers
     finally:

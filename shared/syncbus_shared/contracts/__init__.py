@@ -10,6 +10,7 @@ from .credentials import CredentialRequest, CredentialResponse
 from .health import HealthState, HealthStatus
 from .integration import HealthConfig, HealthMode, IntegrationConfig, PeriodKind, Schedule
 from .runs import RunRecord, RunState
+from .scheduler import BackfillReply, BackfillRequest, FiredPeriod
 from .sync import (
     ErrorClass,
     ErrorInfo,
@@ -28,10 +29,13 @@ __all__ = [
     "AlertKind",
     "Amount",
     "AnalysisDimension",
+    "BackfillReply",
+    "BackfillRequest",
     "CredentialRequest",
     "CredentialResponse",
     "ErrorClass",
     "ErrorInfo",
+    "FiredPeriod",
     "HealthConfig",
     "HealthMode",
     "HealthState",

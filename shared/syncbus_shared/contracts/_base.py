@@ -16,9 +16,9 @@ _AMOUNT_TEXT = re.compile(r"^-?[0-9]{1,15}(\.[0-9]{1,6})?$")
 
 def _amount(value: Any) -> Decimal:
     """Amounts travel as decimal strings. A JSON number is refused: it may have been a float."""
-    if isinstance(value, bool) or isinstance(value, float | int):
+    if isinstance(value, bool | float | int):
         raise ValueError(
-            f"amount {value!r} must be a decimal string such as \"101.00\", not a JSON number"
+            f'amount {value!r} must be a decimal string such as "101.00", not a JSON number'
         )
     if isinstance(value, Decimal):
         if not value.is_finite():
@@ -30,7 +30,8 @@ def _amount(value: Any) -> Decimal:
         raise ValueError(f"amount must be a decimal string, got {type(value).__name__}")
     if not _AMOUNT_TEXT.match(text):
         raise ValueError(
-            f"amount {text[:40]!r} is not a decimal with at most 15 digits before and 6 after the point"
+            f"amount {text[:40]!r} is not a decimal with at most 15 digits before "
+            "and 6 after the point"
         )
     try:
         return Decimal(text)
@@ -70,9 +71,7 @@ def _integration_id(value: Any) -> str:
 
 def _period_id(value: Any) -> str:
     if not isinstance(value, str) or not _PERIOD.match(value):
-        raise ValueError(
-            "a period id looks like 2017, 2017-01, 2017-01-31, 2017-W05 or 2017-Q1"
-        )
+        raise ValueError("a period id looks like 2017, 2017-01, 2017-01-31, 2017-W05 or 2017-Q1")
     return value
 
 

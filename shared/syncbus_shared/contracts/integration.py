@@ -64,10 +64,13 @@ class HealthConfig(Message):
 class IntegrationConfig(Message):
     type: Literal["syncbus.integration.v1"] = "syncbus.integration.v1"
     integration_id: IntegrationIdStr
-    vendor: str = Field(description="Adapter name, e.g. `xledger` (entry point group syncbus.adapters).")
+    vendor: str = Field(
+        description="Adapter name, e.g. `xledger` (entry point group syncbus.adapters)."
+    )
     endpoint: str = Field(description="The vendor's base URL (for Xledger the GraphQL endpoint).")
     credentials_path: str = Field(
-        description="KV v2 path of the secret in Vault, relative to the mount (e.g. integrations/toyen-xledger)."
+        description="KV v2 path of the secret in Vault, relative to the mount "
+        "(e.g. integrations/toyen-xledger)."
     )
     schedule: Schedule | None = None
     health: HealthConfig = Field(default_factory=HealthConfig)

@@ -46,8 +46,15 @@ class SyncRequest(Message):
         default=None, description="Inline vouchers, exported instead of the staged period."
     )
     origin: RequestOrigin = RequestOrigin.APPLICATION
-    scheduled_for: Instant | None = None
+    scheduled_for: Instant | None = Field(
+        default=None, description="The schedule's nominal fire instant (scheduled requests)."
+    )
     published_at: Instant = Field(default_factory=utc_now)
+    schedule_drift_ms: float | None = Field(
+        default=None,
+        description="How late the scheduler published it: published_at minus the instant it was "
+        "due (the fire time; for a backfill, the moment the backfill was asked for).",
+    )
 
     @model_validator(mode="after")
     def _key_and_scope(self) -> SyncRequest:
@@ -138,5 +145,6 @@ class SyncResult(Message):
     cold_start: bool | None = None
     scheduled_for: Instant | None = None
     published_at: Instant | None = None
+    schedule_drift_ms: float | None = None
     started_at: Instant | None = None
     finished_at: Instant = Field(default_factory=utc_now)

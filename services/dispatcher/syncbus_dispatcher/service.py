@@ -1,0 +1,405 @@
+"""The dispatcher service: consumes sync requests, runs exports, publishes exactly one result each.
+
+Per request message:
+
+1. read it (`intake`): a malformed request gets a `rejected` result and is terminated;
+2. claim its key in the run ledger: a key that already succeeded gets a `duplicate` result and
+   posts nothing; a key another dispatcher is working on is retried after its lease;
+3. run the export (`export`), renewing the lease and the JetStream ack deadline meanwhile;
+4. write the outcome to the ledger, publish the result (Nats-Msg-Id = request id, so a
+   republish after a crash is dropped by the stream), then ack.
+
+A crash anywhere before the ack leaves the message to be redelivered; the ledger then says
+what was already done, so nothing is exported twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+
+from faststream import AckPolicy, FastStream
+from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from syncbus_shared import topology as t
+from syncbus_shared.contracts import (
+    ErrorClass,
+    ErrorInfo,
+    IntegrationConfig,
+    RunState,
+    SyncProgress,
+    SyncRequest,
+    SyncResult,
+    SyncStatus,
+    Voucher,
+    WarmUp,
+    utc_now,
+)
+from syncbus_shared.credentials_client import CredentialUnavailableError
+from syncbus_shared.integrations import get_integration
+from syncbus_shared.logs import get_logger
+from syncbus_shared.settings import NatsSettings, ServiceSettings, TopologySettings
+from syncbus_shared.staging import read_period
+
+from .export import Exporter, RunDeferredError, RunFailedError
+from .intake import Rejection, read_request
+from .run_ledger import Claim, ClaimOutcome, LeaseLostError, RunLedger
+from .sessions import SessionPool
+from .settings import DispatcherSettings
+
+log = get_logger()
+
+
+def instance_name(settings: ServiceSettings) -> str:
+    base = settings.instance_id or f"{socket.gethostname()}-{os.getpid()}"
+    return f"{base}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class Dispatcher:
+    nc: Client
+    js: JetStreamContext
+    settings: DispatcherSettings
+    topology: TopologySettings
+    ledger: RunLedger
+    sessions: SessionPool
+    exporter: Exporter
+
+    # --- results -------------------------------------------------------------------------
+    async def publish_result(self, result: SyncResult) -> None:
+        await self.js.publish(
+            t.result_subject(result.integration_id),
+            result.to_bytes(),
+            headers={"Nats-Msg-Id": f"result:{result.request_id}"},
+        )
+        log.info(
+            "dispatcher.result_published",
+            integration_id=result.integration_id,
+            key=result.idempotency_key,
+            request_id=result.request_id,
+            status=result.status.value,
+            vouchers=result.vouchers,
+        )
+
+    async def _reject(self, msg: Msg, rejection: Rejection) -> None:
+        log.warning(
+            "dispatcher.request_rejected",
+            integration_id=rejection.integration_id,
+            request_id=rejection.request_id,
+            reason=rejection.message,
+        )
+        await self.publish_result(
+            SyncResult(
+                request_id=rejection.request_id,
+                integration_id=rejection.integration_id,
+                idempotency_key=rejection.idempotency_key,
+                period_id=rejection.period_id,
+                status=SyncStatus.REJECTED,
+                error=ErrorInfo(error_class=ErrorClass.INVALID_REQUEST, message=rejection.message),
+            )
+        )
+        await msg.term()
+
+    # --- requests ------------------------------------------------------------------------
+    async def handle(self, msg: Msg) -> None:
+        meta = msg.metadata
+        fallback_id = f"seq-{meta.sequence.stream}"
+        parsed = read_request(
+            msg.subject,
+            msg.data,
+            dict(msg.headers or {}),
+            fallback_id=fallback_id,
+            max_bytes=self.settings.max_request_bytes,
+        )
+        if isinstance(parsed, Rejection):
+            await self._reject(msg, parsed)
+            return
+        request = parsed
+        config = await get_integration(self.js, request.integration_id)
+        if config is None:
+            await self._reject(
+                msg,
+                Rejection(
+                    request.integration_id,
+                    request.request_id,
+                    f"integration {request.integration_id!r} is not configured",
+                    request.idempotency_key,
+                    request.period_id,
+                ),
+            )
+            return
+        claim = await self.ledger.claim(request)
+        if claim.outcome is ClaimOutcome.SUCCEEDED_BEFORE:
+            await self._already_done(msg, request, claim)
+            return
+        if claim.outcome is ClaimOutcome.BUSY:
+            wait = max(1.0, (claim.record.lease_until - utc_now()).total_seconds() + 1.0)
+            log.info("dispatcher.key_busy", key=request.idempotency_key, retry_in_s=round(wait, 1))
+            await msg.nak(delay=wait)
+            return
+        await self._run(msg, request, config, claim)
+
+    async def _already_done(self, msg: Msg, request: SyncRequest, claim: Claim) -> None:
+        record = claim.record
+        if record.request_id == request.request_id and record.result is not None:
+            # Our own run finished but the ack was lost: publish the same result again
+            # (the stream drops it if the first copy arrived) and ack.
+            await self.publish_result(record.result)
+        else:
+            await self.publish_result(
+                SyncResult(
+                    request_id=request.request_id,
+                    integration_id=request.integration_id,
+                    idempotency_key=request.idempotency_key,
+                    period_id=request.period_id,
+                    status=SyncStatus.DUPLICATE,
+                    duplicate_of=record.request_id,
+                    vouchers=record.result.vouchers if record.result else 0,
+                    lines=record.result.lines if record.result else 0,
+                    scheduled_for=request.scheduled_for,
+                    published_at=request.published_at,
+                )
+            )
+        await msg.ack()
+
+    async def _run(
+        self, msg: Msg, request: SyncRequest, config: IntegrationConfig, claim: Claim
+    ) -> None:
+        started_at = utc_now()
+        log.info(
+            "dispatcher.run_started",
+            integration_id=request.integration_id,
+            key=request.idempotency_key,
+            request_id=request.request_id,
+            claim=claim.outcome.value,
+            attempt=claim.record.attempt,
+        )
+        heartbeat = asyncio.create_task(self._heartbeat(msg, claim))
+
+        async def progress(done: int, total: int, vdone: int, vtotal: int) -> None:
+            with contextlib.suppress(Exception):
+                await self.nc.publish(
+                    t.progress_subject(request.integration_id),
+                    SyncProgress(
+                        integration_id=request.integration_id,
+                        request_id=request.request_id,
+                        idempotency_key=request.idempotency_key,
+                        batches_done=done,
+                        batches_total=total,
+                        vouchers_done=vdone,
+                        vouchers_total=vtotal,
+                    ).to_bytes(),
+                )
+
+        base = {
+            "request_id": request.request_id,
+            "integration_id": request.integration_id,
+            "idempotency_key": request.idempotency_key,
+            "period_id": request.period_id,
+            "attempt": claim.record.attempt,
+            "scheduled_for": request.scheduled_for,
+            "published_at": request.published_at,
+            "started_at": started_at,
+            "schedule_drift_ms": request.schedule_drift_ms,
+        }
+        try:
+            outcome = await self.exporter.run(request, config, claim, progress)
+        except LeaseLostError as exc:
+            log.warning("dispatcher.lease_lost", key=request.idempotency_key, detail=str(exc))
+            await msg.nak(delay=self.settings.lease_seconds)
+            return
+        except RunDeferredError as exc:
+            log.warning(
+                "dispatcher.run_deferred",
+                key=request.idempotency_key,
+                delay_s=exc.delay,
+                detail=exc.message,
+            )
+            await self._release(claim)
+            await msg.nak(delay=exc.delay)
+            return
+        except (RunFailedError, CredentialUnavailableError) as exc:
+            result = SyncResult(
+                status=SyncStatus.FAILED,
+                error=ErrorInfo(
+                    error_class=exc.error_class,
+                    message=exc.message,
+                    vendor_code=getattr(exc, "vendor_code", None),
+                ),
+                vouchers=len(claim.record.exported_voucher_ids),
+                vendor_refs=claim.record.vendor_refs,
+                **base,
+            )
+            await self._finish(msg, claim, RunState.FAILED, result, dead_letter=True)
+            return
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await heartbeat
+        result = SyncResult(
+            status=SyncStatus.SUCCEEDED,
+            vouchers=outcome.vouchers,
+            lines=outcome.lines,
+            debit_total=outcome.debit,
+            credit_total=outcome.credit,
+            vendor_refs=outcome.vendor_refs,
+            started_warm=outcome.started_warm,
+            cold_start=outcome.cold_start,
+            **base,
+        )
+        await self._finish(msg, claim, RunState.SUCCEEDED, result, dead_letter=False)
+
+    async def _finish(
+        self, msg: Msg, claim: Claim, state: RunState, result: SyncResult, *, dead_letter: bool
+    ) -> None:
+        try:
+            await self.ledger.finish(claim, state, result)
+        except LeaseLostError:
+            log.warning("dispatcher.lease_lost_at_finish", key=result.idempotency_key)
+            await msg.nak(delay=self.settings.lease_seconds)
+            return
+        await self.publish_result(result)
+        if dead_letter:
+            await self.js.publish(
+                t.dlq_subject(result.integration_id),
+                msg.data,
+                headers={
+                    "Nats-Msg-Id": f"dlq:{result.request_id}:{claim.record.attempt}",
+                    "Syncbus-Request-Id": result.request_id,
+                    "Syncbus-Error-Class": result.error.error_class.value if result.error else "",
+                    "Syncbus-Original-Subject": msg.subject,
+                },
+            )
+        await msg.ack()
+
+    async def _release(self, claim: Claim) -> None:
+        """Give a claim back early (deferred run): the next delivery re-claims it."""
+        with contextlib.suppress(LeaseLostError):
+            await self.ledger.release(claim)
+
+    async def _heartbeat(self, msg: Msg, claim: Claim) -> None:
+        interval = min(self.settings.lease_seconds, self.topology.dispatcher_ack_wait_seconds) / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await msg.in_progress()
+                await self.ledger.renew(claim)
+            except LeaseLostError:
+                return
+            except Exception as exc:
+                log.warning("dispatcher.heartbeat_failed", error=type(exc).__name__)
+
+    # --- warm-ups ------------------------------------------------------------------------
+    async def warm_up(self, body: bytes) -> None:
+        warmup = WarmUp.from_bytes(body)
+        config = await get_integration(self.js, warmup.integration_id)
+        if config is None:
+            log.warning(
+                "dispatcher.warmup_unknown_integration", integration_id=warmup.integration_id
+            )
+            return
+        record = await self.ledger.get(warmup.idempotency_key)
+        if record is not None and record.state is RunState.SUCCEEDED:
+            log.info(
+                "dispatcher.warmup_skipped", key=warmup.idempotency_key, reason="already exported"
+            )
+            return
+        session = await self.sessions.session(config, purpose="warmup")
+        probe = await session.adapter.warm_up()
+        session.warmed_at = session.last_call_at = time.monotonic()
+        log.info(
+            "dispatcher.warmed_up",
+            integration_id=warmup.integration_id,
+            key=warmup.idempotency_key,
+            latency_ms=round(probe.latency_ms, 1),
+            cold=probe.latency_ms > self.settings.cold_start_threshold_ms,
+        )
+
+
+def build_app(
+    nats: NatsSettings | None = None,
+    settings: DispatcherSettings | None = None,
+    topology: TopologySettings | None = None,
+    service: ServiceSettings | None = None,
+) -> FastStream:
+    nats = nats or NatsSettings()
+    settings = settings or DispatcherSettings()
+    topology = topology or TopologySettings()
+    owner = instance_name(service or ServiceSettings())
+    broker = NatsBroker(nats.servers, max_reconnect_attempts=-1, logger=None)
+    holder: dict[str, Dispatcher] = {}
+    started = asyncio.Event()
+
+    @broker.subscriber(
+        t.REQUEST_FILTER,
+        stream=JStream(t.STREAM_REQUESTS, declare=False),
+        durable=t.CONSUMER_DISPATCHER,
+        pull_sub=PullSub(batch_size=1, timeout=settings.fetch_timeout_seconds),
+        ack_policy=AckPolicy.MANUAL,
+        title="sync.request.*",
+        description="Sync requests (JetStream SYNC_REQUESTS, Nats-Msg-Id = idempotency key).",
+    )
+    async def on_request(msg: NatsMessage) -> None:
+        raw = msg.raw_message
+        await started.wait()
+        try:
+            await holder["dispatcher"].handle(raw)
+        except Exception as exc:  # one bad message never kills the dispatcher
+            log.exception("dispatcher.request_crashed", error=type(exc).__name__)
+            with contextlib.suppress(Exception):
+                await raw.nak(delay=5.0)
+
+    @broker.subscriber(
+        t.WARMUP_FILTER,
+        queue=t.QUEUE_DISPATCHER_WARMUP,
+        title="sync.warmup.*",
+        description="Warm-ups sent ahead of scheduled syncs.",
+    )
+    async def on_warmup(msg: NatsMessage) -> None:
+        await started.wait()
+        try:
+            await holder["dispatcher"].warm_up(msg.body)
+        except Exception as exc:
+            log.warning("dispatcher.warmup_failed", error=type(exc).__name__, detail=str(exc)[:300])
+
+    app = FastStream(broker)
+
+    @app.after_startup
+    async def ready() -> None:
+        nc = broker.connection
+        js = nc.jetstream()
+        ledger = RunLedger(await js.key_value(t.KV_SYNC_RUNS), owner, settings.lease_seconds)
+        sessions = SessionPool(nc, settings)
+
+        async def load(integration_id: str, period_id: str) -> list[Voucher]:
+            return await read_period(js, integration_id, period_id)
+
+        holder["dispatcher"] = Dispatcher(
+            nc=nc,
+            js=js,
+            settings=settings,
+            topology=topology,
+            ledger=ledger,
+            sessions=sessions,
+            exporter=Exporter(
+                settings=settings, ledger=ledger, sessions=sessions, load_period=load
+            ),
+        )
+        started.set()
+        log.info("dispatcher.ready", owner=owner)
+
+    @app.on_shutdown
+    async def close() -> None:
+        dispatcher = holder.get("dispatcher")
+        if dispatcher is not None:
+            await dispatcher.sessions.aclose()
+
+    return app

@@ -1,0 +1,101 @@
+"""Live vendor sessions: one HTTP client, credential and adapter per integration.
+
+A warm-up builds the session ahead of a scheduled sync (credential fetched, connection open,
+one cheap vendor call made), so that the sync which follows does not pay the cold start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import httpx
+from nats.aio.client import Client
+
+from syncbus_adapters import AdapterContext, VendorAdapter, adapter_class
+from syncbus_shared.contracts import IntegrationConfig
+from syncbus_shared.credentials_client import Purpose, fetch_credential
+from syncbus_shared.logs import get_logger
+
+from .settings import DispatcherSettings
+
+log = get_logger()
+
+
+@dataclass
+class VendorSession:
+    config: IntegrationConfig
+    adapter: VendorAdapter
+    http: httpx.AsyncClient
+    created_at: float = field(default_factory=time.monotonic)
+    warmed_at: float | None = None
+    last_call_at: float | None = None
+
+    def is_warm(self, ttl: float) -> bool:
+        if self.warmed_at is None:
+            return False
+        last = max(self.warmed_at, self.last_call_at or 0.0)
+        return time.monotonic() - last < ttl
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+class SessionPool:
+    def __init__(self, nc: Client, settings: DispatcherSettings) -> None:
+        self._nc = nc
+        self._settings = settings
+        self._sessions: dict[str, VendorSession] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def peek(self, integration_id: str) -> VendorSession | None:
+        return self._sessions.get(integration_id)
+
+    async def session(
+        self, config: IntegrationConfig, *, purpose: Purpose, refresh: bool = False
+    ) -> VendorSession:
+        """The integration's live session, built (credential fetched) when missing or stale."""
+        lock = self._locks.setdefault(config.integration_id, asyncio.Lock())
+        async with lock:
+            current = self._sessions.get(config.integration_id)
+            if current is not None and not refresh and current.config == config:
+                return current
+            if current is not None:
+                await current.aclose()
+                del self._sessions[config.integration_id]
+            credential = await fetch_credential(
+                self._nc,
+                config.integration_id,
+                purpose=purpose,
+                timeout=self._settings.credential_timeout_seconds,
+                force_refresh=refresh,
+            )
+            http = httpx.AsyncClient(
+                timeout=httpx.Timeout(
+                    config.timeout_seconds, connect=min(10.0, config.timeout_seconds)
+                ),
+                limits=httpx.Limits(max_keepalive_connections=4, keepalive_expiry=300.0),
+            )
+            adapter = adapter_class(config.vendor)(
+                AdapterContext(
+                    integration_id=config.integration_id,
+                    endpoint=config.endpoint,
+                    credential=credential,
+                    http=http,
+                    timeout_seconds=config.timeout_seconds,
+                )
+            )
+            session = VendorSession(config=config, adapter=adapter, http=http)
+            self._sessions[config.integration_id] = session
+            return session
+
+    async def drop(self, integration_id: str) -> None:
+        session = self._sessions.pop(integration_id, None)
+        if session is not None:
+            await session.aclose()
+
+    async def aclose(self) -> None:
+        for session in list(self._sessions.values()):
+            await session.aclose()
+        self._sessions.clear()

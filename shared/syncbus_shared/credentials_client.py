@@ -1,0 +1,62 @@
+"""Asking the credential service (the only holder of Vault access) for a credential."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from nats.aio.client import Client
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
+from pydantic import SecretStr
+
+from . import topology as t
+from .contracts import CredentialRequest, CredentialResponse, ErrorClass
+
+Purpose = Literal["sync", "warmup", "probe"]
+
+
+@dataclass(frozen=True)
+class Credential:
+    """What a vendor adapter may use to authenticate. `secret` stays masked in every repr."""
+
+    scheme: str
+    secret: SecretStr
+
+
+class CredentialUnavailableError(Exception):
+    def __init__(self, error_class: ErrorClass, message: str) -> None:
+        super().__init__(message)
+        self.error_class = error_class
+        self.message = message
+
+
+async def fetch_credential(
+    nc: Client,
+    integration_id: str,
+    *,
+    purpose: Purpose,
+    timeout: float,
+    force_refresh: bool = False,
+) -> Credential:
+    request = CredentialRequest(
+        integration_id=integration_id, purpose=purpose, force_refresh=force_refresh
+    )
+    try:
+        reply = await nc.request(
+            t.credentials_subject(integration_id), request.to_bytes(), timeout=timeout
+        )
+    except (NatsTimeoutError, NoRespondersError) as exc:
+        raise CredentialUnavailableError(
+            ErrorClass.CREDENTIALS_UNAVAILABLE,
+            f"the credential service did not answer for {integration_id} ({type(exc).__name__})",
+        ) from exc
+    response = CredentialResponse.from_bytes(reply.data)
+    if response.error is not None:
+        raise CredentialUnavailableError(response.error.error_class, response.error.message)
+    if response.secret is None:
+        raise CredentialUnavailableError(
+            ErrorClass.CREDENTIALS_UNAVAILABLE,
+            f"the credential service sent no secret for {integration_id}",
+        )
+    return Credential(scheme=response.scheme or "token", secret=response.secret)
