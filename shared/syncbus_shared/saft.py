@@ -65,6 +65,7 @@ _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _MONETARY_DECIMALS = 2  # SAFmonetaryType: 18 digits, 2 of them fractional
 _EXCHANGE_RATE_DECIMALS = 8  # SAFexchangerateType: 18 digits, 8 of them fractional
 _MAX_DIGITS = 18
+_VOUCHER_DECIMALS = 6  # what the voucher contract's Amount carries
 _SHOWN = 40  # how much of a bad value a message quotes
 
 
@@ -620,6 +621,12 @@ class _Reader:
                     debit = amounts.debit = value
                 else:
                     credit = amounts.credit = value
+                if value is not None and value < 0:
+                    self.problem(
+                        where,
+                        f"{name}/Amount {value} is negative; a line's amount is positive, "
+                        "its side (debit or credit) gives the direction",
+                    )
 
         line_currency = _text(side, "CurrencyCode")
         currency_amount = self.decimal(_text(side, "CurrencyAmount"), "CurrencyAmount", where)
@@ -629,6 +636,7 @@ class _Reader:
             where,
             max_decimals=_EXCHANGE_RATE_DECIMALS,
         )
+        exchange_rate = self.fit_exchange_rate(exchange_rate, where)
         if line_currency is not None and not _CURRENCY.match(line_currency):
             self.problem(
                 where,
@@ -666,6 +674,23 @@ class _Reader:
                 self.problem(where, message)
             return None, amounts
         return line, amounts
+
+    def fit_exchange_rate(self, rate: Decimal | None, where: _Where) -> Decimal | None:
+        """SAF-T allows eight decimals in a rate, a voucher amount six: drop only zeros."""
+        if rate is None:
+            return None
+        exponent = rate.as_tuple().exponent
+        if not isinstance(exponent, int) or exponent >= -_VOUCHER_DECIMALS:
+            return rate
+        fitted = rate.quantize(Decimal(1).scaleb(-_VOUCHER_DECIMALS))
+        if fitted != rate:
+            self.problem(
+                where,
+                f"ExchangeRate {rate} has more than the {_VOUCHER_DECIMALS} decimals "
+                "a voucher carries",
+            )
+            return None
+        return fitted
 
     def dimensions(self, element: Element, where: _Where) -> tuple[AnalysisDimension, ...]:
         dimensions: list[AnalysisDimension] = []

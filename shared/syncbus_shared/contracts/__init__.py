@@ -24,7 +24,34 @@ from .sync import (
 )
 from .voucher import AnalysisDimension, Voucher, VoucherLine
 
+MESSAGE_TYPES: dict[str, type[Message]] = {
+    model.model_fields["type"].default: model
+    for model in (
+        Alert,
+        AnalysisDimension,
+        BackfillReply,
+        BackfillRequest,
+        CredentialRequest,
+        CredentialResponse,
+        ErrorInfo,
+        FiredPeriod,
+        HealthConfig,
+        HealthStatus,
+        IntegrationConfig,
+        RunRecord,
+        Schedule,
+        SyncProgress,
+        SyncRequest,
+        SyncResult,
+        Voucher,
+        VoucherLine,
+        WarmUp,
+    )
+}
+"""Every versioned message type name and its model."""
+
 __all__ = [
+    "MESSAGE_TYPES",
     "Alert",
     "AlertKind",
     "Amount",
