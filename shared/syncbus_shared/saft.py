@@ -279,7 +279,7 @@ class _Where:
     journal_id: str | None = None
     transaction_id: str | None = None
     record_id: str | None = None
-    label: str = "the file"
+    label: str = ""
 
 
 @dataclass
@@ -290,7 +290,7 @@ class _Reader:
     def problem(self, where: _Where, message: str) -> None:
         self.problems.append(
             SaftProblem(
-                message=_one_line(f"{where.label}: {message}"),
+                message=_one_line(f"{where.label}: {message}" if where.label else message),
                 journal_id=where.journal_id,
                 transaction_id=where.transaction_id,
                 record_id=where.record_id,
