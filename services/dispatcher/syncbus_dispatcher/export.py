@@ -78,6 +78,9 @@ class Exporter:
     async def run(
         self, request: SyncRequest, config: IntegrationConfig, claim: Claim, progress: ProgressFn
     ) -> RunOutcome:
+        await self.sessions.wait_for_warmup(
+            config.integration_id, self.settings.warmup_wait_seconds
+        )
         before = self.sessions.peek(config.integration_id)
         started_warm = before is not None and before.is_warm(self.settings.warm_ttl_seconds)
         session = await self._session(config, refresh=False)

@@ -312,9 +312,10 @@ class Dispatcher:
                 "dispatcher.warmup_skipped", key=warmup.idempotency_key, reason="already exported"
             )
             return
-        session = await self.sessions.session(config, purpose="warmup")
-        probe = await session.adapter.warm_up()
-        session.warmed_at = session.last_call_at = time.monotonic()
+        async with self.sessions.warming(config.integration_id):
+            session = await self.sessions.session(config, purpose="warmup")
+            probe = await session.adapter.warm_up()
+            session.warmed_at = session.last_call_at = time.monotonic()
         log.info(
             "dispatcher.warmed_up",
             integration_id=warmup.integration_id,

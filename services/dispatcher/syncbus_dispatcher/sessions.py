@@ -7,7 +7,9 @@ one cheap vendor call made), so that the sync which follows does not pay the col
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import httpx
@@ -48,6 +50,25 @@ class SessionPool:
         self._settings = settings
         self._sessions: dict[str, VendorSession] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._warming: dict[str, asyncio.Event] = {}
+
+    @contextlib.asynccontextmanager
+    async def warming(self, integration_id: str) -> AsyncIterator[None]:
+        """Mark a warm-up in flight, so a sync that arrives meanwhile waits for it."""
+        done = asyncio.Event()
+        self._warming[integration_id] = done
+        try:
+            yield
+        finally:
+            done.set()
+            if self._warming.get(integration_id) is done:
+                del self._warming[integration_id]
+
+    async def wait_for_warmup(self, integration_id: str, timeout: float) -> None:
+        done = self._warming.get(integration_id)
+        if done is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), timeout)
 
     def peek(self, integration_id: str) -> VendorSession | None:
         return self._sessions.get(integration_id)

@@ -21,6 +21,9 @@ class DispatcherSettings(BaseSettings):
     cold_start_threshold_ms: float = Field(
         default=1000.0, gt=0, description="A first vendor call slower than this is a cold start."
     )
+    warmup_wait_seconds: float = Field(
+        default=30.0, ge=0, description="A sync waits this long for a warm-up still in flight."
+    )
     warm_ttl_seconds: float = Field(
         default=600.0, gt=0, description="How long a warm-up keeps an integration warm."
     )

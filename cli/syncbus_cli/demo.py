@@ -1,0 +1,295 @@
+"""`syncbus demo`: the main job end to end, on the embedded stack and the real SAF-T sample.
+
+1. start nats-server, OpenBao, the Xledger fake and the four services (`embedded.demo_stack`);
+2. configure the `toyen-xledger` integration (monthly, 00:05 Europe/Oslo);
+3. import the SAF-T file into the LEDGER stream;
+4. ask the scheduler to backfill 2017-01..2017-04: each fire sends its warm-up, then the
+   request keyed `toyen-xledger:<period>` — the same code path as every scheduled fire;
+5. wait for one result per period, read back what the fake holds, and print the table.
+
+Exit 0 only when all four periods succeeded and the fake holds each line exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import shutil
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+from nats.js.api import DeliverPolicy
+from rich.console import Console
+from rich.table import Table
+
+from syncbus_devstack import StackError
+from syncbus_shared import topology as t
+from syncbus_shared.contracts import BackfillReply, BackfillRequest, SyncResult, SyncStatus
+from syncbus_shared.natsclient import connect
+from syncbus_shared.saft import SaftImport, read_saft
+from syncbus_shared.settings import NatsSettings
+from syncbus_shared.staging import stage_vouchers
+
+from .embedded import DEMO_INTEGRATION, configure_demo, demo_stack
+
+DEFAULT_SAFT = (
+    Path(__file__).resolve().parents[2]
+    / ".."
+    / "shared"
+    / "data"
+    / "saft"
+    / "SAF-T_Financial_888888888_20180228235959.xml"
+).resolve()
+
+
+class DemoError(Exception):
+    """The demo could not run or did not succeed; the message says what went wrong."""
+
+
+@dataclass(frozen=True)
+class DemoRow:
+    period_id: str
+    vouchers: int
+    lines: int
+    debit: Decimal
+    credit: Decimal
+    status: str
+    drift_ms: float | None
+    duration_s: float | None
+    started_warm: bool | None
+
+
+@dataclass(frozen=True)
+class DemoReport:
+    rows: list[DemoRow]
+    expected_lines: int
+    posted_lines: int
+    lines_posted_more_than_once: int
+    lines_missing: int
+    ok: bool
+    elapsed_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "expected_lines": self.expected_lines,
+            "posted_lines": self.posted_lines,
+            "lines_posted_more_than_once": self.lines_posted_more_than_once,
+            "lines_missing": self.lines_missing,
+            "periods": [
+                {
+                    "period": r.period_id,
+                    "vouchers": r.vouchers,
+                    "lines": r.lines,
+                    "debit": str(r.debit),
+                    "credit": str(r.credit),
+                    "status": r.status,
+                    "drift_ms": r.drift_ms,
+                    "duration_s": r.duration_s,
+                    "started_warm": r.started_warm,
+                }
+                for r in self.rows
+            ],
+        }
+
+
+def _load(file: Path) -> SaftImport:
+    if not file.is_file():
+        raise DemoError(f"SAF-T file not found: {file}")
+    imported = read_saft(file)
+    if imported.problems:
+        lines = "\n".join(f"  - {p}" for p in imported.problems)
+        raise DemoError(f"{file.name} cannot be imported:\n{lines}")
+    return imported
+
+
+async def run_demo(
+    file: Path, state_dir: Path, *, console: Console, result_timeout: float = 120.0
+) -> DemoReport:
+    began = time.perf_counter()
+    imported = _load(file)
+    periods = sorted({v.period_id for v in imported.vouchers})
+    expected_clients = Counter(
+        f"{v.voucher_id}#{line.record_id}" for v in imported.vouchers for line in v.lines
+    )
+    async with demo_stack(state_dir) as stack:
+        console.print(f"[dim]embedded stack up in {time.perf_counter() - began:.1f} s[/dim]")
+        for line in stack.describe():
+            console.print(f"[dim]  {line}[/dim]")
+        nc = await connect(NatsSettings(url=stack.nats_url), "syncbus-demo")
+        try:
+            js = nc.jetstream()
+            fake = stack.fake_urls["xledger"]
+            async with httpx.AsyncClient(base_url=fake, timeout=10.0) as http:
+                # A cold first request after idle, as real vendors have; warm-ups absorb it.
+                await http.post(
+                    "/_fake/faults", json={"cold_start_ms": 800, "cold_after_idle_s": 60}
+                )
+                await configure_demo(js, stack)
+                staged = await stage_vouchers(js, DEMO_INTEGRATION, imported.vouchers)
+                console.print(
+                    f"imported {file.name}: {len(imported.vouchers)} vouchers, "
+                    f"{sum(len(v.lines) for v in imported.vouchers)} lines "
+                    f"({staged.staged} staged, {staged.already_staged} already staged)"
+                )
+                results = await _backfill_and_collect(nc, js, periods, result_timeout, console)
+                postings = (await http.get("/_fake/postings")).json()
+        finally:
+            await nc.close()
+    posted = Counter(str(node["clientId"]) for node in _posted_nodes(postings))
+    rows = [_row(results[p]) for p in periods]
+    twice = sum(1 for c, n in posted.items() if n > 1 and c in expected_clients)
+    missing = sum(1 for c in expected_clients if posted.get(c, 0) == 0)
+    ok = (
+        all(r.status == SyncStatus.SUCCEEDED.value for r in rows)
+        and twice == 0
+        and missing == 0
+        and sum(posted.values()) == sum(expected_clients.values())
+    )
+    return DemoReport(
+        rows=rows,
+        expected_lines=sum(expected_clients.values()),
+        posted_lines=sum(posted.values()),
+        lines_posted_more_than_once=twice,
+        lines_missing=missing,
+        ok=ok,
+        elapsed_s=time.perf_counter() - began,
+    )
+
+
+def _posted_nodes(postings: Any) -> list[dict[str, Any]]:
+    items = postings.get("postings", postings) if isinstance(postings, dict) else postings
+    return [item for item in items if isinstance(item, dict) and "clientId" in item]
+
+
+async def _backfill_and_collect(
+    nc: Any, js: Any, periods: list[str], timeout: float, console: Console
+) -> dict[str, SyncResult]:
+    results: dict[str, SyncResult] = {}
+    done = asyncio.Event()
+
+    async def on_result(msg: Any) -> None:
+        result = SyncResult.from_bytes(msg.data)
+        if result.period_id in periods and result.status is not SyncStatus.DUPLICATE:
+            results[result.period_id] = result
+            console.print(
+                f"  {result.period_id}: {result.status.value} "
+                f"({result.vouchers} vouchers, {result.lines} lines)"
+            )
+            if len(results) == len(periods):
+                done.set()
+        await msg.ack()
+
+    sub = await js.subscribe(
+        t.result_subject(DEMO_INTEGRATION),
+        cb=on_result,
+        deliver_policy=DeliverPolicy.NEW,
+        manual_ack=True,
+    )
+    try:
+        request = BackfillRequest(
+            integration_id=DEMO_INTEGRATION, from_period=periods[0], to_period=periods[-1]
+        )
+        console.print(
+            f"scheduler: backfilling {periods[0]} .. {periods[-1]} (warm-up, then request)"
+        )
+        reply_msg = await nc.request(t.SCHEDULER_BACKFILL, request.to_bytes(), timeout=timeout)
+        reply = BackfillReply.from_bytes(reply_msg.data)
+        if reply.error is not None:
+            raise DemoError(f"the scheduler refused the backfill: {reply.error.message}")
+        try:
+            await asyncio.wait_for(done.wait(), timeout)
+        except TimeoutError:
+            missing = [p for p in periods if p not in results]
+            raise DemoError(
+                f"no result within {timeout:.0f} s for {', '.join(missing)}; see the service logs"
+            ) from None
+    finally:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+    return results
+
+
+def _row(result: SyncResult) -> DemoRow:
+    duration = None
+    if result.started_at is not None:
+        duration = (result.finished_at - result.started_at).total_seconds()
+    return DemoRow(
+        period_id=result.period_id or "?",
+        vouchers=result.vouchers,
+        lines=result.lines,
+        debit=result.debit_total,
+        credit=result.credit_total,
+        status=result.status.value,
+        drift_ms=result.schedule_drift_ms,
+        duration_s=duration,
+        started_warm=result.started_warm,
+    )
+
+
+def render(report: DemoReport, console: Console) -> None:
+    table = Table(title="syncbus demo: SAF-T sample → Xledger (fake)")
+    for name, justify in [
+        ("period", "left"),
+        ("vouchers", "right"),
+        ("lines", "right"),
+        ("debit", "right"),
+        ("credit", "right"),
+        ("status", "left"),
+        ("drift", "right"),
+        ("duration", "right"),
+        ("warm", "left"),
+    ]:
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for r in report.rows:
+        table.add_row(
+            r.period_id,
+            str(r.vouchers),
+            str(r.lines),
+            f"{r.debit:,.2f}",
+            f"{r.credit:,.2f}",
+            ("[green]" if r.status == "succeeded" else "[red]") + r.status,
+            "-" if r.drift_ms is None else f"{r.drift_ms:.1f} ms",
+            "-" if r.duration_s is None else f"{r.duration_s * 1000:.0f} ms",
+            {True: "warm", False: "cold", None: "-"}[r.started_warm],
+        )
+    console.print(table)
+    verdict = "[green]OK[/green]" if report.ok else "[red]FAILED[/red]"
+    console.print(
+        f"{verdict}: the fake holds {report.posted_lines} of {report.expected_lines} lines; "
+        f"{report.lines_posted_more_than_once} posted more than once, "
+        f"{report.lines_missing} missing ({report.elapsed_s:.1f} s in all)"
+    )
+
+
+def main(file: Path, state_dir: Path | None, *, as_json: bool, keep: bool) -> int:
+    console = Console(stderr=as_json)
+    with contextlib.ExitStack() as stack:
+        if state_dir is None:
+            tmp = tempfile.mkdtemp(prefix="syncbus-demo-")
+            state_dir = Path(tmp)
+            if not keep:
+                stack.callback(shutil.rmtree, tmp, ignore_errors=True)
+        try:
+            report = asyncio.run(run_demo(file, state_dir, console=console))
+        except (DemoError, StackError) as exc:
+            console.print(f"[red]syncbus demo: {exc}[/red]")
+            return 1
+        except KeyboardInterrupt:
+            console.print("[yellow]syncbus demo: interrupted[/yellow]")
+            return 130
+        if as_json:
+            print(json.dumps(report.to_json()))
+        else:
+            render(report, console)
+        if keep:
+            console.print(f"[dim]state and logs kept in {state_dir}[/dim]")
+        return 0 if report.ok else 1

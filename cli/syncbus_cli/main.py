@@ -1,0 +1,173 @@
+"""The `syncbus` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections.abc import Coroutine
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from . import demo as demo_module
+from .import_saft import import_saft
+
+app = typer.Typer(
+    name="syncbus",
+    help="Export accounting vouchers to Xledger and other ledgers, exactly once per period.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+T = TypeVar("T")
+
+NatsUrl = Annotated[
+    str,
+    typer.Option(
+        "--nats-url", envvar="SYNCBUS_NATS_URL", help="NATS server URL(s), comma-separated."
+    ),
+]
+
+
+@app.command()
+def demo(
+    file: Annotated[
+        Path, typer.Option("--file", "-f", help="SAF-T Financial file to export.")
+    ] = demo_module.DEFAULT_SAFT,
+    state_dir: Annotated[
+        Path | None, typer.Option(help="Folder for NATS data and logs (default: a temporary one).")
+    ] = None,
+    keep: Annotated[bool, typer.Option(help="Keep the state folder and logs afterwards.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report as one JSON object.")
+    ] = False,
+) -> None:
+    """Run the main job: import the SAF-T sample and export its four months to the Xledger fake."""
+    raise typer.Exit(demo_module.main(file, state_dir, as_json=as_json, keep=keep))
+
+
+@app.command()
+def dev(
+    state_dir: Annotated[Path, typer.Option(help="Folder for NATS data and logs.")] = Path(
+        ".syncbus/dev"
+    ),
+) -> None:
+    """Start the whole system on this machine (NATS, OpenBao, fakes, four services) until Ctrl-C."""
+    from syncbus_devstack import StackError  # noqa: PLC0415
+
+    from .dev import run_dev  # noqa: PLC0415
+
+    state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        asyncio.run(run_dev(state_dir))
+    except StackError as exc:
+        err.print(f"[red]syncbus dev: {exc}[/red]")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+app.command("import-saft")(import_saft)
+
+
+@app.command()
+def provision(nats_url: NatsUrl = "nats://127.0.0.1:4222") -> None:
+    """Create or update every stream, consumer and KV bucket (run before the services start)."""
+    from syncbus_shared.natsclient import connect  # noqa: PLC0415
+    from syncbus_shared.provision import provision as apply  # noqa: PLC0415
+    from syncbus_shared.settings import NatsSettings  # noqa: PLC0415
+
+    async def go() -> None:
+        nc = await connect(NatsSettings(url=nats_url), "syncbus-provision")
+        try:
+            report = await apply(nc.jetstream())
+        finally:
+            await nc.close()
+        for name in report.created:
+            typer.echo(f"created {name}")
+        for name in report.updated:
+            typer.echo(f"up to date {name}")
+
+    _run_or_fail(go(), "provision")
+
+
+@app.command()
+def backfill(
+    integration: Annotated[str, typer.Argument(help="Integration id, e.g. toyen-xledger.")],
+    first: Annotated[str, typer.Argument(metavar="FROM", help="First period id, e.g. 2017-01.")],
+    last: Annotated[str, typer.Argument(metavar="TO", help="Last period id, e.g. 2017-04.")],
+    nats_url: NatsUrl = "nats://127.0.0.1:4222",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the scheduler.")] = 300.0,
+) -> None:
+    """Export past periods on purpose: each gets its warm-up and its own key, oldest first."""
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from syncbus_shared import topology as t  # noqa: PLC0415
+    from syncbus_shared.contracts import BackfillReply, BackfillRequest  # noqa: PLC0415
+    from syncbus_shared.natsclient import connect  # noqa: PLC0415
+    from syncbus_shared.settings import NatsSettings  # noqa: PLC0415
+
+    try:
+        request = BackfillRequest(integration_id=integration, from_period=first, to_period=last)
+    except ValidationError as exc:
+        err.print(f"[red]syncbus backfill: {exc.errors()[0]['msg']}[/red]")
+        raise typer.Exit(2) from None
+
+    async def go() -> BackfillReply:
+        nc = await connect(NatsSettings(url=nats_url), "syncbus-backfill")
+        try:
+            msg = await nc.request(t.SCHEDULER_BACKFILL, request.to_bytes(), timeout=timeout)
+        finally:
+            await nc.close()
+        return BackfillReply.from_bytes(msg.data)
+
+    reply = _run_or_fail(go(), "backfill")
+    if reply.error is not None:
+        err.print(f"[red]syncbus backfill: {reply.error.message}[/red]")
+        raise typer.Exit(1)
+    for fired in reply.fired:
+        note = " (already requested)" if fired.duplicate else ""
+        typer.echo(
+            f"{fired.idempotency_key}  scheduled_for={fired.scheduled_for.isoformat()}{note}"
+        )
+
+
+class Service(StrEnum):
+    DISPATCHER = "dispatcher"
+    SCHEDULER = "scheduler"
+    CREDENTIALS = "credentials"
+    HEALTH_MONITOR = "health-monitor"
+
+
+_SERVICE_MODULES = {
+    Service.DISPATCHER: "syncbus_dispatcher.__main__",
+    Service.SCHEDULER: "syncbus_scheduler.__main__",
+    Service.CREDENTIALS: "syncbus_credentials.__main__",
+    Service.HEALTH_MONITOR: "syncbus_health_monitor.__main__",
+}
+
+
+@app.command()
+def run(service: Annotated[Service, typer.Argument(help="Which service to run.")]) -> None:
+    """Run one service in the foreground (configured by SYNCBUS_* environment variables)."""
+    importlib.import_module(_SERVICE_MODULES[service]).main()
+
+
+def _run_or_fail(coro: Coroutine[Any, Any, T], command: str) -> T:
+    """Run one CLI coroutine; a NATS that cannot be reached is one sentence, not a traceback."""
+    from nats.errors import NoRespondersError, NoServersError  # noqa: PLC0415
+    from nats.errors import TimeoutError as NatsTimeoutError  # noqa: PLC0415
+
+    try:
+        return asyncio.run(coro)
+    except (NoServersError, OSError) as exc:
+        err.print(f"[red]syncbus {command}: cannot reach NATS ({type(exc).__name__})[/red]")
+    except NoRespondersError:
+        err.print(f"[red]syncbus {command}: no service is listening (is the stack running?)[/red]")
+    except NatsTimeoutError:
+        err.print(f"[red]syncbus {command}: no answer in time[/red]")
+    raise typer.Exit(1)
