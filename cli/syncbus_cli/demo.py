@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import shutil
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -32,6 +33,7 @@ from rich.table import Table
 from syncbus_devstack import StackError
 from syncbus_shared import topology as t
 from syncbus_shared.contracts import BackfillReply, BackfillRequest, SyncResult, SyncStatus
+from syncbus_shared.logs import configure_logging
 from syncbus_shared.natsclient import connect
 from syncbus_shared.saft import SaftImport, read_saft
 from syncbus_shared.settings import NatsSettings
@@ -131,7 +133,7 @@ async def run_demo(
             async with httpx.AsyncClient(base_url=fake, timeout=10.0) as http:
                 # A cold first request after idle, as real vendors have; warm-ups absorb it.
                 await http.post(
-                    "/_fake/faults", json={"cold_start_ms": 800, "cold_after_idle_s": 60}
+                    "/_fake/faults", json={"cold_start": {"idle_seconds": 60, "extra_seconds": 0.8}}
                 )
                 await configure_demo(js, stack)
                 staged = await stage_vouchers(js, DEMO_INTEGRATION, imported.vouchers)
@@ -271,7 +273,9 @@ def render(report: DemoReport, console: Console) -> None:
 
 
 def main(file: Path, state_dir: Path | None, *, as_json: bool, keep: bool) -> int:
-    console = Console(stderr=as_json)
+    configure_logging("syncbus-demo", "WARNING")  # the stack's own logs go to its log files
+    stream = sys.stderr if as_json else sys.stdout
+    console = Console(file=stream, width=None if stream.isatty() else 110)
     with contextlib.ExitStack() as stack:
         if state_dir is None:
             tmp = tempfile.mkdtemp(prefix="syncbus-demo-")

@@ -1,0 +1,116 @@
+"""`syncbus dev`: run the embedded stack in the foreground until Ctrl-C (or SIGTERM)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+
+from syncbus_shared.settings import TopologySettings
+
+from .process import DEFAULT_READY_TIMEOUT
+from .stack import DEFAULT_FAKES, DEFAULT_SERVICES, Stack
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+async def run_dev_stack(
+    state_dir: Path,
+    *,
+    services: Sequence[str] = DEFAULT_SERVICES,
+    fakes: Sequence[str] = DEFAULT_FAKES,
+    xledger_tokens: Sequence[str] | None = None,
+    secrets: Mapping[str, Mapping[str, str]] | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    topology: TopologySettings | None = None,
+    nats_port: int | None = None,
+    vault_port: int | None = None,
+    service_commands: Mapping[str, Sequence[str]] | None = None,
+    log_level: str = "INFO",
+    ready_timeout: float = DEFAULT_READY_TIMEOUT,
+    fresh: bool = False,
+    out: Callable[[str], None] = print,
+    stop: asyncio.Event | None = None,
+    handle_signals: bool = True,
+) -> None:
+    """Start the stack, print what runs where, run until SIGINT/SIGTERM (or `stop`), stop it.
+
+    `fresh` deletes the NATS store and the logs of an earlier run first (OpenBao keeps nothing:
+    it runs in memory). A child that exits while the stack runs is reported through `out`,
+    and the rest keeps running. Signal handlers are installed only while this runs, and only
+    with `handle_signals` (the loop must run in the main thread then).
+    """
+    stop = stop or asyncio.Event()
+    if fresh:
+        for part in ("nats", "logs"):
+            shutil.rmtree(state_dir / part, ignore_errors=True)
+    stack = Stack(
+        state_dir,
+        services=services,
+        fakes=fakes,
+        xledger_tokens=xledger_tokens,
+        secrets=secrets,
+        extra_env=extra_env,
+        topology=topology,
+        nats_port=nats_port,
+        vault_port=vault_port,
+        service_commands=service_commands,
+        log_level=log_level,
+        ready_timeout=ready_timeout,
+    )
+    loop = asyncio.get_running_loop()
+    if handle_signals:
+        for sig in _STOP_SIGNALS:
+            loop.add_signal_handler(sig, stop.set)
+    watchers: list[asyncio.Task[None]] = []
+    try:
+        if await _start_unless_stopped(stack, stop):
+            for line in stack.describe():
+                out(line)
+            out("Ctrl-C stops everything.")
+            watchers = _watch_exits(stack, out)
+            await stop.wait()
+        out("stopping ...")
+    finally:
+        for watcher in watchers:
+            watcher.cancel()
+        try:
+            await stack.stop()
+        finally:
+            if handle_signals:
+                for sig in _STOP_SIGNALS:
+                    loop.remove_signal_handler(sig)
+    out("stopped.")
+
+
+async def _start_unless_stopped(stack: Stack, stop: asyncio.Event) -> bool:
+    """Start the stack; a stop request during the start (a Ctrl-C) cancels it: False then."""
+    starting = asyncio.create_task(stack.start())
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not starting.done():
+            # Stack.start() stops what it had started when it is cancelled; let it finish that.
+            starting.cancel()
+            await asyncio.wait({starting})
+    if starting.cancelled():
+        return False
+    starting.result()  # a failed start raises its error here
+    return True
+
+
+def _watch_exits(stack: Stack, out: Callable[[str], None]) -> list[asyncio.Task[None]]:
+    async def report(name: str, wait: Callable[[], Awaitable[int]], log: Path | None) -> None:
+        code = await wait()
+        out(f"{name} exited unexpectedly with code {code}; see {log}")
+
+    parts: list[tuple[str, Callable[[], Awaitable[int]], Path | None]] = [
+        ("nats-server", stack.nats.wait, stack.nats.log_path),
+        ("openbao", stack.vault.wait, stack.vault.log_path),
+        *((name, p.wait, p.log_path) for name, p in stack.processes.items()),
+    ]
+    return [asyncio.create_task(report(*part)) for part in parts]
