@@ -66,6 +66,7 @@ class DemoRow:
     drift_ms: float | None
     duration_s: float | None
     started_warm: bool | None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class DemoReport:
                     "drift_ms": r.drift_ms,
                     "duration_s": r.duration_s,
                     "started_warm": r.started_warm,
+                    "error": r.error,
                 }
                 for r in self.rows
             ],
@@ -234,6 +236,7 @@ def _row(result: SyncResult) -> DemoRow:
         drift_ms=result.schedule_drift_ms,
         duration_s=duration,
         started_warm=result.started_warm,
+        error=None if result.error is None else f"{result.error.error_class}: {result.error.message}",
     )
 
 
@@ -264,6 +267,9 @@ def render(report: DemoReport, console: Console) -> None:
             {True: "warm", False: "cold", None: "-"}[r.started_warm],
         )
     console.print(table)
+    for r in report.rows:
+        if r.error:
+            console.print(f"[red]{r.period_id}: {r.error}[/red]")
     verdict = "[green]OK[/green]" if report.ok else "[red]FAILED[/red]"
     console.print(
         f"{verdict}: the fake holds {report.posted_lines} of {report.expected_lines} lines; "

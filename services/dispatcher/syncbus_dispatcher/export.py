@@ -50,12 +50,27 @@ class RunDeferredError(Exception):
         self.message = message
 
 
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run is to export: the vouchers of the request, with their totals."""
+
+    vouchers: tuple[Voucher, ...]
+
+    @property
+    def lines(self) -> int:
+        return sum(len(v.lines) for v in self.vouchers)
+
+    @property
+    def debit(self) -> Decimal:
+        return sum((v.debit_total for v in self.vouchers), Decimal(0))
+
+    @property
+    def credit(self) -> Decimal:
+        return sum((v.credit_total for v in self.vouchers), Decimal(0))
+
+
 @dataclass
 class RunOutcome:
-    vouchers: int
-    lines: int
-    debit: Decimal
-    credit: Decimal
     vendor_refs: tuple[str, ...]
     started_warm: bool
     cold_start: bool
@@ -75,8 +90,18 @@ class Exporter:
     cold_starts: int = 0
     _first_call_ms: dict[str, float] = field(default_factory=dict)
 
+    async def plan(self, request: SyncRequest, config: IntegrationConfig) -> RunPlan:
+        if request.vouchers is not None:
+            return RunPlan(tuple(request.vouchers))
+        assert request.period_id is not None
+        return RunPlan(tuple(await self.load_period(config.integration_id, request.period_id)))
+
     async def run(
-        self, request: SyncRequest, config: IntegrationConfig, claim: Claim, progress: ProgressFn
+        self,
+        config: IntegrationConfig,
+        claim: Claim,
+        plan: RunPlan,
+        progress: ProgressFn,
     ) -> RunOutcome:
         await self.sessions.wait_for_warmup(
             config.integration_id, self.settings.warmup_wait_seconds
@@ -84,14 +109,8 @@ class Exporter:
         before = self.sessions.peek(config.integration_id)
         started_warm = before is not None and before.is_warm(self.settings.warm_ttl_seconds)
         session = await self._session(config, refresh=False)
-        if request.vouchers is not None:
-            vouchers = list(request.vouchers)
-        else:
-            assert request.period_id is not None
-            vouchers = await self.load_period(config.integration_id, request.period_id)
-        debit = sum((v.debit_total for v in vouchers), Decimal(0))
-        credit = sum((v.credit_total for v in vouchers), Decimal(0))
-        lines = sum(len(v.lines) for v in vouchers)
+        vouchers = plan.vouchers
+        key = claim.record.idempotency_key
         done = set(claim.record.exported_voucher_ids)
         pending = [v for v in vouchers if v.voucher_id not in done]
         probe = _CallTimer()
@@ -105,9 +124,7 @@ class Exporter:
                 await self.ledger.record_exported(claim, ids, refs)
                 pending = [v for v in pending if v.voucher_id not in found]
                 resumed_confirmed = len(ids)
-                log.info(
-                    "dispatcher.resume_reconciled", key=request.idempotency_key, confirmed=len(ids)
-                )
+                log.info("dispatcher.resume_reconciled", key=key, confirmed=len(ids))
         try:
             batches = pack_batches(pending, session.adapter.max_lines_per_call)
         except VoucherTooLargeError as exc:
@@ -131,10 +148,6 @@ class Exporter:
                 cold_starts=self.cold_starts,
             )
         return RunOutcome(
-            vouchers=len(vouchers),
-            lines=lines,
-            debit=debit,
-            credit=credit,
             vendor_refs=claim.record.vendor_refs,
             started_warm=started_warm,
             cold_start=cold,

@@ -49,7 +49,7 @@ from syncbus_shared.logs import get_logger
 from syncbus_shared.settings import NatsSettings, ServiceSettings, TopologySettings
 from syncbus_shared.staging import read_period
 
-from .export import Exporter, RunDeferredError, RunFailedError
+from .export import Exporter, RunDeferredError, RunFailedError, RunPlan
 from .intake import Rejection, read_request
 from .run_ledger import Claim, ClaimOutcome, LeaseLostError, RunLedger
 from .sessions import SessionPool
@@ -109,6 +109,50 @@ class Dispatcher:
         await msg.term()
 
     # --- requests ------------------------------------------------------------------------
+    async def handle_safely(self, msg: Msg) -> None:
+        """`handle`, and whatever it raises never kills the consumer nor loses the request.
+
+        An unexpected error leaves the message to be redelivered with a growing delay; on its
+        last allowed delivery the request gets a `failed` result instead, so that every request
+        still gets one final result.
+        """
+        try:
+            await self.handle(msg)
+        except Exception as exc:
+            delivered = msg.metadata.num_delivered or 1
+            log.exception(
+                "dispatcher.request_crashed", error=type(exc).__name__, delivered=delivered
+            )
+            if delivered < self.topology.dispatcher_max_deliver:
+                with contextlib.suppress(Exception):
+                    await msg.nak(delay=min(60.0, 2.0**delivered))
+                return
+            with contextlib.suppress(Exception):
+                parsed = read_request(
+                    msg.subject, msg.data, dict(msg.headers or {}),
+                    fallback_id=f"seq-{msg.metadata.sequence.stream}",
+                    max_bytes=self.settings.max_request_bytes,
+                )
+                integration = (
+                    parsed.integration_id
+                    if isinstance(parsed, SyncRequest | Rejection)
+                    else t.INVALID_INTEGRATION
+                )
+                await self.publish_result(
+                    SyncResult(
+                        request_id=parsed.request_id,
+                        integration_id=integration,
+                        idempotency_key=getattr(parsed, "idempotency_key", None),
+                        status=SyncStatus.FAILED,
+                        error=ErrorInfo(
+                            error_class=ErrorClass.RETRYABLE,
+                            message=f"gave up after {delivered} deliveries: "
+                            f"{type(exc).__name__} (see the dispatcher log)",
+                        ),
+                    )
+                )
+                await msg.term()
+
     async def handle(self, msg: Msg) -> None:
         meta = msg.metadata
         fallback_id = f"seq-{meta.sequence.stream}"
@@ -199,7 +243,7 @@ class Dispatcher:
                     ).to_bytes(),
                 )
 
-        base = {
+        base: dict[str, object] = {
             "request_id": request.request_id,
             "integration_id": request.integration_id,
             "idempotency_key": request.idempotency_key,
@@ -210,8 +254,16 @@ class Dispatcher:
             "started_at": started_at,
             "schedule_drift_ms": request.schedule_drift_ms,
         }
+        plan = RunPlan(())
         try:
-            outcome = await self.exporter.run(request, config, claim, progress)
+            plan = await self.exporter.plan(request, config)
+            base.update(
+                vouchers=len(plan.vouchers),
+                lines=plan.lines,
+                debit_total=plan.debit,
+                credit_total=plan.credit,
+            )
+            outcome = await self.exporter.run(config, claim, plan, progress)
         except LeaseLostError as exc:
             log.warning("dispatcher.lease_lost", key=request.idempotency_key, detail=str(exc))
             await msg.nak(delay=self.settings.lease_seconds)
@@ -234,7 +286,6 @@ class Dispatcher:
                     message=exc.message,
                     vendor_code=getattr(exc, "vendor_code", None),
                 ),
-                vouchers=len(claim.record.exported_voucher_ids),
                 vendor_refs=claim.record.vendor_refs,
                 **base,
             )
@@ -246,10 +297,6 @@ class Dispatcher:
                 await heartbeat
         result = SyncResult(
             status=SyncStatus.SUCCEEDED,
-            vouchers=outcome.vouchers,
-            lines=outcome.lines,
-            debit_total=outcome.debit,
-            credit_total=outcome.credit,
             vendor_refs=outcome.vendor_refs,
             started_warm=outcome.started_warm,
             cold_start=outcome.cold_start,
@@ -351,12 +398,7 @@ def build_app(
     async def on_request(msg: NatsMessage) -> None:
         raw = msg.raw_message
         await started.wait()
-        try:
-            await holder["dispatcher"].handle(raw)
-        except Exception as exc:  # one bad message never kills the dispatcher
-            log.exception("dispatcher.request_crashed", error=type(exc).__name__)
-            with contextlib.suppress(Exception):
-                await raw.nak(delay=5.0)
+        await holder["dispatcher"].handle_safely(raw)
 
     @broker.subscriber(
         t.WARMUP_FILTER,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -75,17 +75,27 @@ class Firer:
         config: IntegrationConfig,
         scheduled_for: datetime,
         *,
-        due_at: datetime,
+        due_at: datetime | None,
         origin: RequestOrigin,
         warm_up_first: bool,
     ) -> FireReport:
-        """Publish the request for the period `scheduled_for` covers (warming up first if asked)."""
+        """Publish the request for the period `scheduled_for` covers (warming up first if asked).
+
+        `due_at` is when the request should have been published, for the drift measurement:
+        the fire instant for scheduled and caught-up fires; None for a backfill, whose request
+        is due as soon as its warm-up lead has passed.
+        """
         assert config.schedule is not None
         period = period_for_fire(config.schedule, scheduled_for)
         if warm_up_first:
             await self.warm_up(config, scheduled_for)
+            lead_until = utc_now() + timedelta(seconds=self.settings.catchup_lead_seconds)
             await asyncio.sleep(self.settings.catchup_lead_seconds)
+            if due_at is None:
+                due_at = lead_until
         published_at = utc_now()
+        if due_at is None:
+            due_at = published_at
         drift_ms = max(0.0, (published_at - due_at).total_seconds() * 1000)
         request = SyncRequest(
             integration_id=config.integration_id,

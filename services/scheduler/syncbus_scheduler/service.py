@@ -171,18 +171,16 @@ class Scheduler:
                 f"{len(periods)} periods asked; at most "
                 f"{self.settings.max_backfill_periods} per backfill",
             )
-        due_at = utc_now()
         fired = []
         for period in periods:
             scheduled_for = fire_for_period(schedule, period.period_id)
             report = await self.firer.fire(
                 config,
                 scheduled_for,
-                due_at=due_at,
+                due_at=None,
                 origin=RequestOrigin.BACKFILL,
                 warm_up_first=True,
             )
-            due_at = utc_now()
             fired.append(
                 FiredPeriod(
                     period_id=report.period_id,

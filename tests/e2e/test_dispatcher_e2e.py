@@ -1,0 +1,223 @@
+"""The dispatcher as a real process, over real NATS JetStream, OpenBao and the Xledger fake."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+
+import pytest
+from e2e_support import DEDUP_WINDOW_SECONDS, Integration, make_voucher
+
+from syncbus_shared import topology as t
+from syncbus_shared.contracts import SyncRequest, SyncStatus, WarmUp
+from syncbus_shared.staging import stage_vouchers
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+async def _stage(it: Integration, count: int, period: str = "2017-01", lines: int = 2) -> int:
+    vouchers = [make_voucher(it.id, n, period, lines) for n in range(count)]
+    await stage_vouchers(it.js, it.id, vouchers)
+    return sum(len(v.lines) for v in vouchers)
+
+
+async def test_a_staged_period_is_exported_once_with_one_succeeded_result(integration: Integration):
+    lines = await _stage(integration, 12, lines=3)
+    await integration.publish(SyncRequest(integration_id=integration.id, period_id="2017-01"))
+    [result] = await integration.wait_results(1)
+    assert result.status is SyncStatus.SUCCEEDED, result.error
+    assert (result.vouchers, result.lines) == (12, lines)
+    assert result.debit_total == result.credit_total
+    postings = await integration.postings()
+    assert len(postings) == lines
+    assert Counter(p["clientId"] for p in postings).most_common(1)[0][1] == 1
+    # Amounts reach Xledger as decimal strings; Norwegian letters and quotes byte for byte.
+    node = postings[0]["node"]
+    assert isinstance(node["amount"], str)
+    assert "«0»" in node["text"]
+    assert '"quoted" \\' in node["text"]
+
+
+async def test_a_period_larger_than_one_call_is_sent_in_batches_of_at_most_500_lines(
+    integration: Integration,
+):
+    await _stage(integration, 130, lines=4)  # 520 lines: two calls
+    await integration.publish(SyncRequest(integration_id=integration.id, period_id="2017-01"))
+    [result] = await integration.wait_results(1)
+    assert result.status is SyncStatus.SUCCEEDED, result.error
+    calls = Counter(p["call"] for p in await integration.postings())
+    assert len(calls) == 2
+    assert max(calls.values()) <= 500
+    assert sum(calls.values()) == 520
+
+
+async def test_the_same_key_published_twice_is_stored_once_by_the_broker(integration: Integration):
+    await _stage(integration, 2)
+    first = await integration.publish(
+        SyncRequest(integration_id=integration.id, period_id="2017-01")
+    )
+    second = await integration.publish(
+        SyncRequest(integration_id=integration.id, period_id="2017-01")
+    )
+    assert not first.duplicate
+    assert second.duplicate
+    assert second.seq == first.seq
+    stored = await integration.js.stream_info(
+        t.STREAM_REQUESTS, subjects_filter=t.request_subject(integration.id)
+    )
+    assert stored.state.subjects == {t.request_subject(integration.id): 1}
+    [result] = await integration.wait_results(1)
+    assert result.status is SyncStatus.SUCCEEDED
+
+
+async def test_a_key_published_again_after_the_dedup_window_gets_a_duplicate_result_and_posts_nothing(
+    integration: Integration,
+):
+    lines = await _stage(integration, 3)
+    first = SyncRequest(integration_id=integration.id, period_id="2017-01")
+    await integration.publish(first)
+    [done] = await integration.wait_results(1)
+    assert done.status is SyncStatus.SUCCEEDED
+    # Publish the same key until the broker stores it again: then the window has passed.
+    # A copy the broker drops is not a request anyone sees.
+    # The window is a span of time, so waiting for it is waiting on the clock (bounded).
+    deadline = asyncio.get_running_loop().time() + 10 * DEDUP_WINDOW_SECONDS
+    while True:
+        again = SyncRequest(integration_id=integration.id, period_id="2017-01")
+        ack = await integration.publish(again)
+        if not ack.duplicate:
+            break
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail("the dedup window never passed")
+        await asyncio.sleep(DEDUP_WINDOW_SECONDS / 10)
+    results = await integration.wait_results(2)
+    assert results[1].request_id == again.request_id
+    assert results[1].status is SyncStatus.DUPLICATE
+    assert results[1].duplicate_of == first.request_id
+    assert len(await integration.postings()) == lines
+
+
+BAD_BODIES = [
+    (b"not json at all", "not JSON"),
+    (b"[1, 2, 3]", "JSON object"),
+    (
+        json.dumps({"type": "syncbus.sync_request.v1", "integration_id": 7}).encode(),
+        "integration_id",
+    ),
+    (
+        json.dumps({"type": "syncbus.sync_request.v1", "period_id": "2017-01"}).encode(),
+        "integration_id",
+    ),
+    (b"\xff\xfe\x00garbage", "UTF-8"),
+]
+
+
+@pytest.mark.parametrize(("body", "says"), BAD_BODIES)
+async def test_a_malformed_request_is_rejected_with_a_reason_and_the_next_request_is_still_served(
+    integration: Integration, body: bytes, says: str
+):
+    await _stage(integration, 1)
+    await integration.publish_raw(body)
+    await integration.publish(SyncRequest(integration_id=integration.id, period_id="2017-01"))
+    rejected, served = await integration.wait_results(2)
+    assert rejected.status is SyncStatus.REJECTED
+    assert rejected.error is not None
+    assert says in rejected.error.message
+    assert served.status is SyncStatus.SUCCEEDED
+
+
+async def test_a_request_whose_body_names_another_integration_is_rejected_and_posts_nothing(
+    integration: Integration,
+):
+    await _stage(integration, 1)
+    body = SyncRequest(integration_id="someone-else", period_id="2017-01").to_bytes()
+    await integration.publish_raw(body)
+    [result] = await integration.wait_results(1)
+    assert result.status is SyncStatus.REJECTED
+    assert result.error is not None
+    assert "someone-else" in result.error.message
+    assert await integration.postings() == []
+
+
+async def test_a_voucher_with_a_float_amount_is_rejected_before_anything_is_sent(
+    integration: Integration,
+):
+    voucher = json.loads(make_voucher(integration.id, 1).to_bytes())
+    voucher["lines"][0]["debit"] = 101.5
+    voucher["lines"][1]["credit"] = 101.5
+    body = {
+        "type": "syncbus.sync_request.v1",
+        "integration_id": integration.id,
+        "idempotency_key": f"{integration.id}:inline-1",
+        "vouchers": [voucher],
+    }
+    await integration.publish_raw(
+        json.dumps(body).encode(), headers={"Nats-Msg-Id": body["idempotency_key"]}
+    )
+    [result] = await integration.wait_results(1)
+    assert result.status is SyncStatus.REJECTED
+    assert result.error is not None
+    assert "decimal string" in result.error.message
+    assert await integration.postings() == []
+
+
+async def test_a_request_for_an_unknown_integration_is_rejected(integration: Integration):
+    unknown = f"{integration.id}-nope"
+    sub = await integration.js.subscribe(t.result_subject(unknown))
+    await integration.publish_raw(
+        SyncRequest(integration_id=unknown, period_id="2017-01").to_bytes(),
+        subject=t.request_subject(unknown),
+    )
+    msg = await sub.next_msg(timeout=20)
+    assert b'"rejected"' in msg.data
+    assert b"not configured" in msg.data
+    await sub.unsubscribe()
+
+
+async def test_a_request_whose_integration_cannot_be_read_gets_its_result_on_invalid(
+    integration: Integration,
+):
+    sub = await integration.js.subscribe(t.result_subject(t.INVALID_INTEGRATION))
+    await integration.publish_raw(b"{}", subject="sync.request.bad=token")
+    msg = await sub.next_msg(timeout=20)
+    assert b'"rejected"' in msg.data
+    await sub.unsubscribe()
+
+
+async def test_a_warm_up_makes_the_following_sync_start_warm(integration: Integration):
+    await _stage(integration, 2)
+    key = f"{integration.id}:2017-01"
+    from datetime import UTC, datetime
+
+    await integration.nc.publish(
+        t.warmup_subject(integration.id),
+        WarmUp(
+            integration_id=integration.id,
+            idempotency_key=key,
+            period_id="2017-01",
+            scheduled_for=datetime.now(UTC),
+        ).to_bytes(),
+    )
+    await integration.nc.flush()
+    await integration.publish(SyncRequest(integration_id=integration.id, period_id="2017-01"))
+    [result] = await integration.wait_results(1)
+    assert result.status is SyncStatus.SUCCEEDED
+    assert result.started_warm is True
+
+
+async def test_a_sync_without_a_warm_up_starts_cold_and_a_slow_first_call_is_counted_as_a_cold_start(
+    integration: Integration,
+):
+    await _stage(integration, 2)
+    await integration.fake.post(
+        "/_fake/faults", json={"cold_start": {"idle_seconds": 0, "extra_seconds": 1.2}}
+    )
+    try:
+        await integration.publish(SyncRequest(integration_id=integration.id, period_id="2017-01"))
+        [result] = await integration.wait_results(1)
+    finally:
+        await integration.fake.post("/_fake/faults", json={"cold_start": None})
+    assert result.status is SyncStatus.SUCCEEDED
+    assert result.started_warm is False
+    assert result.cold_start is True
