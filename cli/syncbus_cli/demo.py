@@ -116,7 +116,12 @@ def _load(file: Path) -> SaftImport:
 
 
 async def run_demo(
-    file: Path, state_dir: Path, *, console: Console, result_timeout: float = 120.0
+    file: Path,
+    state_dir: Path,
+    *,
+    console: Console,
+    result_timeout: float = 120.0,
+    token: str | None = None,
 ) -> DemoReport:
     began = time.perf_counter()
     imported = _load(file)
@@ -124,7 +129,7 @@ async def run_demo(
     expected_clients = Counter(
         f"{v.voucher_id}#{line.record_id}" for v in imported.vouchers for line in v.lines
     )
-    async with demo_stack(state_dir) as stack:
+    async with demo_stack(state_dir, token=token) as stack:
         console.print(f"[dim]embedded stack up in {time.perf_counter() - began:.1f} s[/dim]")
         for line in stack.describe():
             console.print(f"[dim]  {line}[/dim]")
@@ -236,7 +241,9 @@ def _row(result: SyncResult) -> DemoRow:
         drift_ms=result.schedule_drift_ms,
         duration_s=duration,
         started_warm=result.started_warm,
-        error=None if result.error is None else f"{result.error.error_class}: {result.error.message}",
+        error=None
+        if result.error is None
+        else f"{result.error.error_class}: {result.error.message}",
     )
 
 

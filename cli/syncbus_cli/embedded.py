@@ -34,8 +34,11 @@ DEMO_ENV = {
 }
 
 
-def demo_stack(state_dir: Path, *, extra_env: dict[str, str] | None = None) -> Stack:
-    token = secrets.token_urlsafe(24)
+def demo_stack(
+    state_dir: Path, *, extra_env: dict[str, str] | None = None, token: str | None = None
+) -> Stack:
+    """The demo's stack; `token` (made up when not given) is the Xledger API token."""
+    token = token or secrets.token_urlsafe(24)
     return Stack(
         state_dir,
         xledger_tokens=[token],

@@ -16,7 +16,7 @@ async def connect(settings: NatsSettings, name: str) -> Client:
         log.warning("nats.error", error=type(exc).__name__, detail=str(exc)[:200])
 
     async def on_disconnect() -> None:
-        log.warning("nats.disconnected")
+        log.info("nats.disconnected")
 
     async def on_reconnect() -> None:
         log.info("nats.reconnected")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 import httpx
 import pytest
@@ -25,7 +24,6 @@ from syncbus_shared.contracts import (
 from syncbus_shared.integrations import put_integration
 from syncbus_shared.natsclient import connect
 from syncbus_shared.settings import NatsSettings, TopologySettings
-
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -75,17 +73,3 @@ async def integration(
     finally:
         await sub.unsubscribe()
         await fake.aclose()
-
-
-@pytest.fixture
-def unique_id() -> Callable[..., str]:
-    import uuid
-
-    def make(prefix: str = "test") -> str:
-        return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-    return make
-
-
-def log_dir(stack: Stack) -> Path:
-    return stack.log_dir

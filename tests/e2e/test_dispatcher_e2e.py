@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
+from datetime import UTC, datetime
 
 import pytest
 from e2e_support import DEDUP_WINDOW_SECONDS, Integration, make_voucher
@@ -188,8 +189,6 @@ async def test_a_request_whose_integration_cannot_be_read_gets_its_result_on_inv
 async def test_a_warm_up_makes_the_following_sync_start_warm(integration: Integration):
     await _stage(integration, 2)
     key = f"{integration.id}:2017-01"
-    from datetime import UTC, datetime
-
     await integration.nc.publish(
         t.warmup_subject(integration.id),
         WarmUp(

@@ -10,7 +10,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from syncbus_scheduler.firing import Firer
-from syncbus_scheduler.service import Plan, Scheduler
+from syncbus_scheduler.service import Plan, Scheduler, build_app
 from syncbus_scheduler.settings import SchedulerSettings
 from syncbus_scheduler.state import ScheduleStateStore
 from syncbus_shared import topology as t
@@ -26,6 +26,7 @@ from syncbus_shared.contracts import (
     WarmUp,
 )
 from syncbus_shared.integrations import put_integration
+from syncbus_shared.settings import NatsSettings
 
 
 def _config(integration_id: str, cron: str = "5 0 1 * *", lead: float = 30.0) -> IntegrationConfig:
@@ -34,7 +35,9 @@ def _config(integration_id: str, cron: str = "5 0 1 * *", lead: float = 30.0) ->
         vendor="xledger",
         endpoint="http://127.0.0.1:9/graphql",
         credentials_path=f"integrations/{integration_id}",
-        schedule=Schedule(cron=cron, timezone="Europe/Oslo", period=PeriodKind.MONTH, lead_seconds=lead),
+        schedule=Schedule(
+            cron=cron, timezone="Europe/Oslo", period=PeriodKind.MONTH, lead_seconds=lead
+        ),
     )
 
 
@@ -84,7 +87,8 @@ async def test_a_backfill_sends_each_periods_warm_up_before_its_request_oldest_f
     await recorder.start(nc, integration_id)
     scheduler = Scheduler(await _firer(nc, jetstream), SchedulerSettings(catchup_lead_seconds=0.05))
     reply = await scheduler.backfill(
-        BackfillRequest(integration_id=integration_id, from_period="2017-01", to_period="2017-04"), config
+        BackfillRequest(integration_id=integration_id, from_period="2017-01", to_period="2017-04"),
+        config,
     )
     assert reply.error is None
     assert [f.period_id for f in reply.fired] == ["2017-01", "2017-02", "2017-03", "2017-04"]
@@ -102,8 +106,12 @@ async def test_a_scheduled_request_carries_its_period_key_as_nats_msg_id(
     config = _config(integration_id)
     firer = await _firer(nc, jetstream)
     fire = datetime(2026, 11, 30, 23, 5, tzinfo=UTC)  # 1 December 00:05 Oslo: November
-    first = await firer.fire(config, fire, due_at=fire, origin=RequestOrigin.SCHEDULER, warm_up_first=False)
-    again = await firer.fire(config, fire, due_at=fire, origin=RequestOrigin.SCHEDULER, warm_up_first=False)
+    first = await firer.fire(
+        config, fire, due_at=fire, origin=RequestOrigin.SCHEDULER, warm_up_first=False
+    )
+    again = await firer.fire(
+        config, fire, due_at=fire, origin=RequestOrigin.SCHEDULER, warm_up_first=False
+    )
     assert first.idempotency_key == f"{integration_id}:2026-11"
     assert not first.duplicate
     assert again.duplicate  # a second replica's copy is dropped by the broker
@@ -123,19 +131,33 @@ async def test_a_fire_published_later_than_the_threshold_raises_a_drift_alert(
     alerts = await jetstream.subscribe(t.alert_subject("drift", integration_id))
     late = datetime.now(UTC) - timedelta(minutes=10)
     report = await firer.fire(
-        _config(integration_id), late, due_at=late, origin=RequestOrigin.SCHEDULER, warm_up_first=False
+        _config(integration_id),
+        late,
+        due_at=late,
+        origin=RequestOrigin.SCHEDULER,
+        warm_up_first=False,
     )
     assert report.drift_ms > 590_000
     alert = Alert.from_bytes((await alerts.next_msg(timeout=5)).data)
     assert alert.details["key"] == report.idempotency_key
 
 
-async def test_a_fire_on_time_raises_no_drift_alert(nc: Client, jetstream: JetStreamContext, unique_id):
+async def test_a_fire_on_time_raises_no_drift_alert(
+    nc: Client, jetstream: JetStreamContext, unique_id
+):
     integration_id = unique_id("sched")
     firer = await _firer(nc, jetstream, drift_alert_seconds=60)
     now = datetime.now(UTC)
-    await firer.fire(_config(integration_id), now, due_at=now, origin=RequestOrigin.SCHEDULER, warm_up_first=False)
-    info = await jetstream.stream_info(t.STREAM_ALERTS, subjects_filter=f"alerts.*.{integration_id}")
+    await firer.fire(
+        _config(integration_id),
+        now,
+        due_at=now,
+        origin=RequestOrigin.SCHEDULER,
+        warm_up_first=False,
+    )
+    info = await jetstream.stream_info(
+        t.STREAM_ALERTS, subjects_filter=f"alerts.*.{integration_id}"
+    )
     assert not info.state.subjects
 
 
@@ -166,9 +188,6 @@ async def test_the_clock_sends_the_warm_up_lead_seconds_before_the_fire_then_the
 async def test_a_backfill_over_nats_is_answered_by_the_scheduler_service(
     nc: Client, jetstream: JetStreamContext, unique_id
 ):
-    from syncbus_scheduler.service import build_app
-    from syncbus_shared.settings import NatsSettings
-
     integration_id = unique_id("sched")
     await put_integration(jetstream, _config(integration_id))
     server_url = nc.connected_url
@@ -182,17 +201,24 @@ async def test_a_backfill_over_nats_is_answered_by_the_scheduler_service(
         try:
             reply_msg = await nc.request(
                 t.SCHEDULER_BACKFILL,
-                BackfillRequest(integration_id=integration_id, from_period="2017-03", to_period="2017-04").to_bytes(),
+                BackfillRequest(
+                    integration_id=integration_id, from_period="2017-03", to_period="2017-04"
+                ).to_bytes(),
                 timeout=20,
             )
         finally:
             await app.stop()
     reply = BackfillReply.from_bytes(reply_msg.data)
     assert reply.error is None
-    assert [f.idempotency_key for f in reply.fired] == [f"{integration_id}:2017-03", f"{integration_id}:2017-04"]
+    assert [f.idempotency_key for f in reply.fired] == [
+        f"{integration_id}:2017-03",
+        f"{integration_id}:2017-04",
+    ]
 
 
-@pytest.mark.parametrize(("first", "last", "says"), [("2017-05", "2017-01", "before"), ("2017-W01", "2017-02", "week")])
+@pytest.mark.parametrize(
+    ("first", "last", "says"), [("2017-05", "2017-01", "before"), ("2017-W01", "2017-02", "week")]
+)
 async def test_a_backfill_with_a_bad_range_is_refused_with_a_reason(
     nc: Client, jetstream: JetStreamContext, unique_id, first: str, last: str, says: str
 ):

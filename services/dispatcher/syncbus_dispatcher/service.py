@@ -129,7 +129,9 @@ class Dispatcher:
                 return
             with contextlib.suppress(Exception):
                 parsed = read_request(
-                    msg.subject, msg.data, dict(msg.headers or {}),
+                    msg.subject,
+                    msg.data,
+                    dict(msg.headers or {}),
                     fallback_id=f"seq-{msg.metadata.sequence.stream}",
                     max_bytes=self.settings.max_request_bytes,
                 )

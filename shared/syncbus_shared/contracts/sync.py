@@ -53,7 +53,7 @@ class SyncRequest(Message):
     schedule_drift_ms: float | None = Field(
         default=None,
         description="How late the scheduler published it: published_at minus the instant it was "
-        "due (the fire time; for a backfill, the moment the backfill was asked for).",
+        "due (the fire time; for a backfill, the end of its warm-up lead).",
     )
 
     @model_validator(mode="after")
