@@ -96,6 +96,10 @@ class VendorAdapter(abc.ABC):
     def __init__(self, context: AdapterContext) -> None:
         self.context = context
 
+    def vendor_lines(self, voucher: Voucher) -> int:
+        """How many of the vendor's lines this voucher becomes (what `max_lines_per_call` counts)."""
+        return len(voucher.lines)
+
     @abc.abstractmethod
     async def export_batch(self, vouchers: Sequence[Voucher]) -> BatchReceipt:
         """Send these vouchers in one vendor call (their lines together). Raise AdapterError."""

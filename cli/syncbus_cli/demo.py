@@ -153,25 +153,41 @@ async def run_demo(
                 postings = (await http.get("/_fake/postings")).json()
         finally:
             await nc.close()
-    posted = Counter(str(node["clientId"]) for node in _posted_nodes(postings))
+    posted = _posted_lines(_posted_nodes(postings))
     rows = [_row(results[p]) for p in periods]
     twice = sum(1 for c, n in posted.items() if n > 1 and c in expected_clients)
     missing = sum(1 for c in expected_clients if posted.get(c, 0) == 0)
+    unexpected = sum(1 for c in posted if c not in expected_clients)
     ok = (
         all(r.status == SyncStatus.SUCCEEDED.value for r in rows)
         and twice == 0
         and missing == 0
-        and sum(posted.values()) == sum(expected_clients.values())
+        and unexpected == 0
     )
     return DemoReport(
         rows=rows,
         expected_lines=sum(expected_clients.values()),
-        posted_lines=sum(posted.values()),
+        posted_lines=len(posted),
         lines_posted_more_than_once=twice,
         lines_missing=missing,
         ok=ok,
         elapsed_s=time.perf_counter() - began,
     )
+
+
+def _posted_lines(nodes: list[dict[str, Any]]) -> Counter[str]:
+    """How many times each SAF-T line (`<voucher>#<record>`) was posted.
+
+    Xledger lines that split one SAF-T line over several dimension values carry the clientId
+    `<voucher>#<record>.<n>`: the parts of one posting count as that line posted once, and a
+    repeated part as posted twice.
+    """
+    parts: Counter[str] = Counter(str(node["clientId"]) for node in nodes)
+    lines: Counter[str] = Counter()
+    for client_id, times in parts.items():
+        base = client_id.rsplit(".", 1)[0] if "." in client_id.split("#", 1)[-1] else client_id
+        lines[base] = max(lines[base], times)
+    return lines
 
 
 def _posted_nodes(postings: Any) -> list[dict[str, Any]]:

@@ -126,8 +126,10 @@ class Exporter:
                 resumed_confirmed = len(ids)
                 log.info("dispatcher.resume_reconciled", key=key, confirmed=len(ids))
         try:
-            batches = pack_batches(pending, session.adapter.max_lines_per_call)
-        except VoucherTooLargeError as exc:
+            batches = pack_batches(
+                pending, session.adapter.max_lines_per_call, session.adapter.vendor_lines
+            )
+        except (VoucherTooLargeError, AdapterError) as exc:
             raise RunFailedError(ErrorClass.DATA, str(exc)) from exc
         total_batches = len(batches)
         await progress(0, total_batches, len(vouchers) - len(pending), len(vouchers))
