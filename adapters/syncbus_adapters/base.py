@@ -97,7 +97,7 @@ class VendorAdapter(abc.ABC):
         self.context = context
 
     def vendor_lines(self, voucher: Voucher) -> int:
-        """How many of the vendor's lines this voucher becomes (what `max_lines_per_call` counts)."""
+        """How many vendor lines this voucher becomes (what `max_lines_per_call` counts)."""
         return len(voucher.lines)
 
     @abc.abstractmethod
