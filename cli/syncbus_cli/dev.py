@@ -1,34 +1,35 @@
-"""`syncbus dev`: the embedded stack with the demo integration, until Ctrl-C."""
+"""`syncbus dev`: the embedded stack with the demo integration configured, until Ctrl-C."""
 
 from __future__ import annotations
 
-import asyncio
-import signal
 from pathlib import Path
 
+from syncbus_devstack import Stack, run_dev_stack
 from syncbus_shared.natsclient import connect
 from syncbus_shared.settings import NatsSettings
 
-from .embedded import DEMO_INTEGRATION, configure_demo, demo_stack
+from .embedded import DEMO_INTEGRATION, configure_demo, demo_stack_options
 
 
-async def run_dev(state_dir: Path) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    async with demo_stack(state_dir) as stack:
-        nc = await connect(NatsSettings(url=stack.nats_url), "syncbus-dev")
-        try:
-            await configure_demo(nc.jetstream(), stack)
-        finally:
-            await nc.close()
-        print("syncbus dev: the embedded stack is running")
-        for line in stack.describe():
-            print(f"  {line}")
-        print(f"  integration {DEMO_INTEGRATION} is configured (monthly, 00:05 Europe/Oslo)")
-        print(f"  try: SYNCBUS_NATS_URL={stack.nats_url} syncbus import-saft FILE")
-        print("Press Ctrl-C to stop.", flush=True)
-        await stop.wait()
-        print("syncbus dev: stopping ...", flush=True)
-    print("syncbus dev: stopped, no process left behind", flush=True)
+async def _configure(stack: Stack) -> list[str]:
+    nc = await connect(NatsSettings(url=stack.nats_url), "syncbus-dev")
+    try:
+        await configure_demo(nc.jetstream(), stack)
+    finally:
+        await nc.close()
+    return [
+        f"integration {DEMO_INTEGRATION} is configured (monthly at 00:05 Europe/Oslo)",
+        f"try: SYNCBUS_NATS_URL={stack.nats_url} syncbus import-saft FILE",
+        f"then: SYNCBUS_NATS_URL={stack.nats_url} syncbus backfill {DEMO_INTEGRATION} 2017-01 2017-04",
+    ]
+
+
+async def run_dev(state_dir: Path, *, nats_port: int | None = None, fresh: bool = False) -> None:
+    await run_dev_stack(
+        state_dir,
+        **demo_stack_options(),
+        nats_port=nats_port,
+        fresh=fresh,
+        on_ready=_configure,
+        out=lambda line: print(line, flush=True),
+    )

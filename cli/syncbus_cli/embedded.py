@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Any
 
 from nats.js import JetStreamContext
 
@@ -34,17 +35,18 @@ DEMO_ENV = {
 }
 
 
-def demo_stack(
-    state_dir: Path, *, extra_env: dict[str, str] | None = None, token: str | None = None
-) -> Stack:
-    """The demo's stack; `token` (made up when not given) is the Xledger API token."""
+def demo_stack_options(token: str | None = None) -> dict[str, Any]:
+    """The `Stack` options of the demo; `token` (made up when not given) is the Xledger token."""
     token = token or secrets.token_urlsafe(24)
-    return Stack(
-        state_dir,
-        xledger_tokens=[token],
-        secrets={DEMO_SECRET_PATH: {"api_token": token}},
-        extra_env={**DEMO_ENV, **(extra_env or {})},
-    )
+    return {
+        "xledger_tokens": [token],
+        "secrets": {DEMO_SECRET_PATH: {"api_token": token}},
+        "extra_env": dict(DEMO_ENV),
+    }
+
+
+def demo_stack(state_dir: Path, *, token: str | None = None) -> Stack:
+    return Stack(state_dir, **demo_stack_options(token))
 
 
 def demo_integration(xledger_url: str) -> IntegrationConfig:

@@ -55,15 +55,21 @@ def dev(
     state_dir: Annotated[Path, typer.Option(help="Folder for NATS data and logs.")] = Path(
         ".syncbus/dev"
     ),
+    nats_port: Annotated[
+        int | None, typer.Option(help="NATS client port (default: a free one).")
+    ] = None,
+    fresh: Annotated[bool, typer.Option(help="Start from an empty NATS store.")] = False,
 ) -> None:
     """Start the whole system on this machine (NATS, OpenBao, fakes, four services) until Ctrl-C."""
     from syncbus_devstack import StackError  # noqa: PLC0415
+    from syncbus_shared.logs import configure_logging  # noqa: PLC0415
 
     from .dev import run_dev  # noqa: PLC0415
 
+    configure_logging("syncbus-dev", "WARNING")
     state_dir.mkdir(parents=True, exist_ok=True)
     try:
-        asyncio.run(run_dev(state_dir))
+        asyncio.run(run_dev(state_dir, nats_port=nats_port, fresh=fresh))
     except StackError as exc:
         err.print(f"[red]syncbus dev: {exc}[/red]")
         raise typer.Exit(1) from None

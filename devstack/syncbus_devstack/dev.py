@@ -34,13 +34,15 @@ async def run_dev_stack(
     out: Callable[[str], None] = print,
     stop: asyncio.Event | None = None,
     handle_signals: bool = True,
+    on_ready: Callable[[Stack], Awaitable[Sequence[str]]] | None = None,
 ) -> None:
     """Start the stack, print what runs where, run until SIGINT/SIGTERM (or `stop`), stop it.
 
     `fresh` deletes the NATS store and the logs of an earlier run first (OpenBao keeps nothing:
     it runs in memory). A child that exits while the stack runs is reported through `out`,
     and the rest keeps running. Signal handlers are installed only while this runs, and only
-    with `handle_signals` (the loop must run in the main thread then).
+    with `handle_signals` (the loop must run in the main thread then). `on_ready` runs once
+    the stack is up (to configure it); the lines it returns are printed after `describe()`.
     """
     stop = stop or asyncio.Event()
     if fresh:
@@ -68,6 +70,8 @@ async def run_dev_stack(
     try:
         if await _start_unless_stopped(stack, stop):
             for line in stack.describe():
+                out(line)
+            for line in await on_ready(stack) if on_ready is not None else ():
                 out(line)
             out("Ctrl-C stops everything.")
             watchers = _watch_exits(stack, out)
