@@ -20,7 +20,8 @@ async def _configure(stack: Stack) -> list[str]:
     return [
         f"integration {DEMO_INTEGRATION} is configured (monthly at 00:05 Europe/Oslo)",
         f"try: SYNCBUS_NATS_URL={stack.nats_url} syncbus import-saft FILE",
-        f"then: SYNCBUS_NATS_URL={stack.nats_url} syncbus backfill {DEMO_INTEGRATION} 2017-01 2017-04",
+        f"then: SYNCBUS_NATS_URL={stack.nats_url} syncbus backfill {DEMO_INTEGRATION}"
+        " 2017-01 2017-04",
     ]
 
 
