@@ -19,9 +19,9 @@ async def _configure(stack: Stack) -> list[str]:
         await nc.close()
     return [
         f"integration {DEMO_INTEGRATION} is configured (monthly at 00:05 Europe/Oslo)",
-        f"try: SYNCBUS_NATS_URL={stack.nats_url} syncbus import-saft FILE",
-        f"then: SYNCBUS_NATS_URL={stack.nats_url} syncbus backfill {DEMO_INTEGRATION}"
-        " 2017-01 2017-04",
+        f"try: export SYNCBUS_NATS_URL={stack.nats_url}",
+        "     syncbus import-saft FILE",
+        f"     syncbus backfill {DEMO_INTEGRATION} 2017-01 2017-04",
     ]
 
 
