@@ -79,6 +79,8 @@ def dev(
 
 app.command("import-saft")(import_saft)
 
+# Command groups of their own modules register here, one line each.
+
 
 @app.command()
 def provision(nats_url: NatsUrl = "nats://127.0.0.1:4222") -> None:
