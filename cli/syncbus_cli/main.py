@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-from collections.abc import Coroutine
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from . import demo as demo_module
+from . import dlq_commands
+from .common import NatsUrl, err, run_or_fail
 from .import_saft import import_saft
 
 app = typer.Typer(
@@ -22,15 +22,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True)
-T = TypeVar("T")
-
-NatsUrl = Annotated[
-    str,
-    typer.Option(
-        "--nats-url", envvar="SYNCBUS_NATS_URL", help="NATS server URL(s), comma-separated."
-    ),
-]
 
 
 @app.command()
@@ -80,6 +71,7 @@ def dev(
 app.command("import-saft")(import_saft)
 
 # Command groups of their own modules register here, one line each.
+dlq_commands.register(app)
 
 
 @app.command()
@@ -100,7 +92,7 @@ def provision(nats_url: NatsUrl = "nats://127.0.0.1:4222") -> None:
         for name in report.updated:
             typer.echo(f"up to date {name}")
 
-    _run_or_fail(go(), "provision")
+    run_or_fail(go(), "provision")
 
 
 @app.command()
@@ -133,7 +125,7 @@ def backfill(
             await nc.close()
         return BackfillReply.from_bytes(msg.data)
 
-    reply = _run_or_fail(go(), "backfill")
+    reply = run_or_fail(go(), "backfill")
     if reply.error is not None:
         err.print(f"[red]syncbus backfill: {reply.error.message}[/red]")
         raise typer.Exit(1)
@@ -163,19 +155,3 @@ _SERVICE_MODULES = {
 def run(service: Annotated[Service, typer.Argument(help="Which service to run.")]) -> None:
     """Run one service in the foreground (configured by SYNCBUS_* environment variables)."""
     importlib.import_module(_SERVICE_MODULES[service]).main()
-
-
-def _run_or_fail(coro: Coroutine[Any, Any, T], command: str) -> T:
-    """Run one CLI coroutine; a NATS that cannot be reached is one sentence, not a traceback."""
-    from nats.errors import NoRespondersError, NoServersError  # noqa: PLC0415
-    from nats.errors import TimeoutError as NatsTimeoutError  # noqa: PLC0415
-
-    try:
-        return asyncio.run(coro)
-    except (NoServersError, OSError) as exc:
-        err.print(f"[red]syncbus {command}: cannot reach NATS ({type(exc).__name__})[/red]")
-    except NoRespondersError:
-        err.print(f"[red]syncbus {command}: no service is listening (is the stack running?)[/red]")
-    except NatsTimeoutError:
-        err.print(f"[red]syncbus {command}: no answer in time[/red]")
-    raise typer.Exit(1)

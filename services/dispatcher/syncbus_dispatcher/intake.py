@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from syncbus_shared import topology as t
 from syncbus_shared.contracts import SyncRequest
+from syncbus_shared.dlq import REPLAY_SUFFIX
 from syncbus_shared.keys import is_integration_id
 
 
@@ -23,6 +24,13 @@ class Rejection:
     message: str
     idempotency_key: str | None = None
     period_id: str | None = None
+
+
+def is_own_msg_id(msg_id: str, key: str) -> bool:
+    """The key itself, or `<key>#replay-<seq>` for a dead letter replayed on purpose: the broker
+    must not drop the replay as a copy of the original, while the run ledger sees the same key.
+    """
+    return msg_id == key or msg_id.startswith(key + REPLAY_SUFFIX)
 
 
 def describe_validation_error(exc: ValidationError, limit: int = 3) -> str:
@@ -85,7 +93,7 @@ def read_request(
             f"{request.integration_id!r}"
         )
     msg_id = (headers or {}).get("Nats-Msg-Id")
-    if msg_id is not None and msg_id != request.idempotency_key:
+    if msg_id is not None and not is_own_msg_id(msg_id, request.idempotency_key):
         return reject(
             f"the Nats-Msg-Id header {msg_id[:80]!r} differs from the idempotency key "
             f"{request.idempotency_key!r}; publish with Nats-Msg-Id set to the key"

@@ -29,6 +29,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
+from syncbus_shared import dlq
 from syncbus_shared import topology as t
 from syncbus_shared.contracts import (
     ErrorClass,
@@ -56,6 +57,12 @@ from .sessions import SessionPool
 from .settings import DispatcherSettings
 
 log = get_logger()
+
+
+def _header_text(text: str, limit: int = 300) -> str:
+    """A header value: one line of printable ASCII (NATS headers are not for free text)."""
+    flat = " ".join(text.split())
+    return "".join(c if 32 <= ord(c) < 127 else "?" for c in flat)[:limit]
 
 
 def instance_name(settings: ServiceSettings) -> str:
@@ -321,10 +328,11 @@ class Dispatcher:
                 t.dlq_subject(result.integration_id),
                 msg.data,
                 headers={
-                    "Nats-Msg-Id": f"dlq:{result.request_id}:{claim.record.attempt}",
-                    "Syncbus-Request-Id": result.request_id,
-                    "Syncbus-Error-Class": result.error.error_class.value if result.error else "",
-                    "Syncbus-Original-Subject": msg.subject,
+                    "Nats-Msg-Id": f"dlq:{result.request_id}",
+                    dlq.HEADER_REQUEST_ID: result.request_id,
+                    dlq.HEADER_ERROR_CLASS: result.error.error_class.value if result.error else "",
+                    dlq.HEADER_ERROR: _header_text(result.error.message if result.error else ""),
+                    dlq.HEADER_SUBJECT: msg.subject,
                 },
             )
         await msg.ack()
@@ -384,7 +392,12 @@ def build_app(
     settings = settings or DispatcherSettings()
     topology = topology or TopologySettings()
     owner = instance_name(service or ServiceSettings())
-    broker = NatsBroker(nats.servers, max_reconnect_attempts=-1, logger=None)
+    broker = NatsBroker(
+        nats.servers,
+        max_reconnect_attempts=-1,
+        logger=None,
+        graceful_timeout=settings.shutdown_grace_seconds,
+    )
     holder: dict[str, Dispatcher] = {}
     started = asyncio.Event()
 

@@ -32,4 +32,10 @@ class DispatcherSettings(BaseSettings):
     )
     backoff_initial_seconds: float = Field(default=0.5, gt=0, description="First retry delay.")
     backoff_max_seconds: float = Field(default=30.0, gt=0, description="Cap of one retry delay.")
+    shutdown_grace_seconds: float = Field(
+        default=20.0,
+        ge=0,
+        description="On SIGTERM, in-flight runs get this long to finish; what is left is not acked "
+        "and resumes from the run ledger on the next delivery.",
+    )
     fetch_timeout_seconds: float = Field(default=1.0, gt=0, description="Pull fetch wait.")
