@@ -24,6 +24,18 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _configure(
+    log_level: Annotated[
+        str, typer.Option(envvar="SYNCBUS_LOG_LEVEL", help="Log level of the CLI's own logs.")
+    ] = "WARNING",
+) -> None:
+    """Logs go to stderr as JSON lines, so that stdout holds only a command's output."""
+    from syncbus_shared.logs import configure_logging  # noqa: PLC0415
+
+    configure_logging("syncbus-cli", log_level)
+
+
 @app.command()
 def demo(
     file: Annotated[

@@ -117,7 +117,9 @@ async def replay_dead_letter(js: JetStreamContext, seq: int) -> SyncRequest:
         t.request_subject(replay.integration_id),
         replay.to_bytes(),
         headers={
-            "Nats-Msg-Id": f"{replay.idempotency_key}{REPLAY_SUFFIX}{seq}",
+            # Unique per replay, so the broker never drops a deliberate replay as a copy; the
+            # run ledger, keyed by the idempotency key, still stops a second export.
+            "Nats-Msg-Id": f"{replay.idempotency_key}{REPLAY_SUFFIX}{seq}-{replay.request_id}",
             HEADER_REPLAY_OF: str(seq),
         },
     )

@@ -27,8 +27,9 @@ class Rejection:
 
 
 def is_own_msg_id(msg_id: str, key: str) -> bool:
-    """The key itself, or `<key>#replay-<seq>` for a dead letter replayed on purpose: the broker
-    must not drop the replay as a copy of the original, while the run ledger sees the same key.
+    """The key itself, or `<key>#replay-<seq>-<id>` for a dead letter replayed on purpose.
+
+    The broker must not drop a replay as a copy of the original; the run ledger sees the key.
     """
     return msg_id == key or msg_id.startswith(key + REPLAY_SUFFIX)
 

@@ -81,11 +81,17 @@ class Dispatcher:
     exporter: Exporter
 
     # --- results -------------------------------------------------------------------------
-    async def publish_result(self, result: SyncResult) -> None:
+    async def publish_result(self, msg: Msg, result: SyncResult) -> None:
+        """Publish the one final result of the request message `msg`.
+
+        Its Nats-Msg-Id is the request message's stream sequence: a redelivery of the same
+        message (after a crash between publishing and acking) publishes a copy the stream drops,
+        while every stored request message, whatever request id it carries, gets its own result.
+        """
         await self.js.publish(
             t.result_subject(result.integration_id),
             result.to_bytes(),
-            headers={"Nats-Msg-Id": f"result:{result.request_id}"},
+            headers={"Nats-Msg-Id": f"result:{msg.metadata.sequence.stream}"},
         )
         log.info(
             "dispatcher.result_published",
@@ -104,6 +110,7 @@ class Dispatcher:
             reason=rejection.message,
         )
         await self.publish_result(
+            msg,
             SyncResult(
                 request_id=rejection.request_id,
                 integration_id=rejection.integration_id,
@@ -111,7 +118,7 @@ class Dispatcher:
                 period_id=rejection.period_id,
                 status=SyncStatus.REJECTED,
                 error=ErrorInfo(error_class=ErrorClass.INVALID_REQUEST, message=rejection.message),
-            )
+            ),
         )
         await msg.term()
 
@@ -148,6 +155,7 @@ class Dispatcher:
                     else t.INVALID_INTEGRATION
                 )
                 await self.publish_result(
+                    msg,
                     SyncResult(
                         request_id=parsed.request_id,
                         integration_id=integration,
@@ -158,7 +166,7 @@ class Dispatcher:
                             message=f"gave up after {delivered} deliveries: "
                             f"{type(exc).__name__} (see the dispatcher log)",
                         ),
-                    )
+                    ),
                 )
                 await msg.term()
 
@@ -205,9 +213,10 @@ class Dispatcher:
         if record.request_id == request.request_id and record.result is not None:
             # Our own run finished but the ack was lost: publish the same result again
             # (the stream drops it if the first copy arrived) and ack.
-            await self.publish_result(record.result)
+            await self.publish_result(msg, record.result)
         else:
             await self.publish_result(
+                msg,
                 SyncResult(
                     request_id=request.request_id,
                     integration_id=request.integration_id,
@@ -219,7 +228,7 @@ class Dispatcher:
                     lines=record.result.lines if record.result else 0,
                     scheduled_for=request.scheduled_for,
                     published_at=request.published_at,
-                )
+                ),
             )
         await msg.ack()
 
@@ -322,13 +331,13 @@ class Dispatcher:
             log.warning("dispatcher.lease_lost_at_finish", key=result.idempotency_key)
             await msg.nak(delay=self.settings.lease_seconds)
             return
-        await self.publish_result(result)
+        await self.publish_result(msg, result)
         if dead_letter:
             await self.js.publish(
                 t.dlq_subject(result.integration_id),
                 msg.data,
                 headers={
-                    "Nats-Msg-Id": f"dlq:{result.request_id}",
+                    "Nats-Msg-Id": f"dlq:{msg.metadata.sequence.stream}",
                     dlq.HEADER_REQUEST_ID: result.request_id,
                     dlq.HEADER_ERROR_CLASS: result.error.error_class.value if result.error else "",
                     dlq.HEADER_ERROR: _header_text(result.error.message if result.error else ""),

@@ -1,13 +1,19 @@
-"""The health-monitor service: a FastStream app around `HealthMonitor`."""
+"""The health-monitor service: a FastStream app around `HealthMonitor`.
+
+It follows `sync.result.*` with an ordered ephemeral JetStream consumer (the last result of
+each integration first, so evidence from while it was down is not lost) and runs the probe
+loop. Run one replica.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from faststream import FastStream
 from faststream.nats import NatsBroker
+from nats.js import JetStreamContext
 
-from syncbus_shared import topology as t
 from syncbus_shared.logs import get_logger
 from syncbus_shared.settings import NatsSettings
 
@@ -29,14 +35,20 @@ def build_app(
         title="health.status.*",
         description="Health state changes of one integration (also in KV integration-health).",
     )
+    broker.publisher(
+        "alerts.quota.{integration_id}",
+        title="alerts.quota.* (health)",
+        description="A vendor rate-limited a probe (its integrations went passive) or a quota "
+        "is used up.",
+    )
     tasks: list[asyncio.Task[None]] = []
+    subscriptions: list[JetStreamContext.PushSubscription] = []
     app = FastStream(broker)
 
     @app.after_startup
     async def start() -> None:
-        nc = broker.connection
-        js = nc.jetstream()
-        monitor = HealthMonitor(nc, js, await js.key_value(t.KV_HEALTH), settings)
+        monitor = await HealthMonitor.open(broker.connection, settings)
+        subscriptions.append(await monitor.follow_results())
         tasks.append(asyncio.create_task(monitor.run()))
         log.info("health.ready")
 
@@ -44,5 +56,8 @@ def build_app(
     async def stop() -> None:
         for task in tasks:
             await stop_task(task)
+        for subscription in subscriptions:
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
 
     return app

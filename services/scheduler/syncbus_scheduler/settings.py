@@ -18,10 +18,41 @@ class SchedulerSettings(BaseSettings):
     catchup_lead_seconds: float = Field(
         default=5.0,
         ge=0,
-        description="Warm-up lead for fires that are already due (catch-up, backfill): the "
-        "schedule's own lead is compressed to this so late fires are not delayed further.",
+        description="Warm-up lead for fires that are already due (catch-up, backfill, trigger, "
+        "a schedule planned inside its own lead): the schedule's lead is compressed to this "
+        "so late fires are not delayed further.",
     )
-    tick_seconds: float = Field(default=1.0, gt=0, description="Longest sleep between checks.")
+    tick_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="Longest sleep between checks (the loop wakes at the next fire anyway).",
+    )
     max_backfill_periods: int = Field(
         default=400, ge=1, description="Periods in one backfill at most."
+    )
+    missed_list_limit: int = Field(
+        default=100, ge=1, description="Missed fires listed by name in one missed-periods alert."
+    )
+    clock_follow_server: bool = Field(
+        default=True,
+        description="Correct this host's clock to the NATS server's, so that replicas on "
+        "skewed hosts fire at the same instant (see clock.py).",
+    )
+    clock_sync_seconds: float = Field(
+        default=60.0, gt=0, description="How often the clock correction is measured again."
+    )
+    simulated_clock_skew_seconds: float = Field(
+        default=0.0,
+        description="Tests and drills only: pretend this host's clock is off by this much.",
+    )
+    warmup_lease_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="The warm-up lease: one replica sends the warm-ups; another takes over "
+        "this long after it stops renewing.",
+    )
+    publish_concurrency: int = Field(
+        default=2000,
+        ge=1,
+        description="Requests (and state writes) in flight at once in a burst of due fires.",
     )
