@@ -278,6 +278,21 @@ async def test_two_hundred_copies_of_one_key_across_a_window_expiry_and_a_nats_r
     await _assert_exactly_once(integration, clients)
 
 
+async def test_a_run_longer_than_the_ack_wait_is_kept_alive_by_progress_acks_not_redelivered(
+    integration: Integration,
+):
+    clients = await _stage(integration, 300)  # three calls of 1.5 s: longer than the ack wait
+    await _faults(integration, latency={"seconds": 1.5})
+    before = await integration.js.consumer_info(t.STREAM_REQUESTS, t.CONSUMER_DISPATCHER)
+    await _period_request(integration)
+    [result] = await _one_result_per_request(integration)
+    assert result.status is SyncStatus.SUCCEEDED
+    assert result.attempt == 1
+    after = await integration.js.consumer_info(t.STREAM_REQUESTS, t.CONSUMER_DISPATCHER)
+    assert after.num_redelivered == before.num_redelivered
+    await _assert_exactly_once(integration, clients)
+
+
 # --- ambiguous answers ---------------------------------------------------------------------
 
 
