@@ -135,6 +135,12 @@ def bucket_configs(settings: TopologySettings) -> list[KeyValueConfig]:
         KeyValueConfig(
             bucket=t.KV_HEALTH, history=1, replicas=r, description="Current health per integration."
         ),
+        KeyValueConfig(
+            bucket=t.KV_PROBE_BUDGET,
+            history=1,
+            replicas=r,
+            description="Health-check calls spent per integration, per hour and month.",
+        ),
     ]
 
 

@@ -23,6 +23,8 @@ KV_INTEGRATIONS = "integrations"
 KV_SYNC_RUNS = "sync-runs"
 KV_SCHEDULE_STATE = "schedule-state"
 KV_HEALTH = "integration-health"
+KV_PROBE_BUDGET = "probe-budget"
+"""Health-check calls spent per integration (probes and warm-ups), per hour and month."""
 
 # --- queue groups (one member of each handles a message) ------------------------------------
 QUEUE_CREDENTIALS = "credentials"
@@ -71,12 +73,35 @@ def health_subject(integration_id: str) -> str:
     return f"health.status.{integration_id}"
 
 
+VENDOR_HEALTH_PREFIX = "vendor."
+"""KV `integration-health` keys of per-vendor modes; integration ids never contain a dot."""
+
+
+def vendor_health_key(vendor: str) -> str:
+    """The `integration-health` key of one vendor's (integration type's) health mode."""
+    return f"{VENDOR_HEALTH_PREFIX}{encode_token(vendor)}"
+
+
 def alert_subject(kind: str, integration_id: str) -> str:
     return f"alerts.{kind}.{integration_id}"
 
 
 SCHEDULER_BACKFILL = "scheduler.backfill"
 """Request/reply: ask a scheduler replica to fire past periods of one integration on purpose."""
+
+SCHEDULER_TRIGGER = "scheduler.trigger"
+"""Request/reply: ask a scheduler replica to fire one integration's schedule now."""
+
+SCHEDULER_STATUS = "scheduler.status"
+"""Request, many replies: every scheduler replica answers with its `SchedulerStatus`."""
+
+INVALID_SCHEDULE_ALERT = "invalid_schedule"
+"""The `alerts.<kind>` token of `ScheduleRejected` messages (a schedule the scheduler refuses)."""
+
+
+def schedule_rejected_subject(integration_id: str) -> str:
+    return alert_subject(INVALID_SCHEDULE_ALERT, integration_id)
+
 
 REQUEST_FILTER = "sync.request.*"
 WARMUP_FILTER = "sync.warmup.*"

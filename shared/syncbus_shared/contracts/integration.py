@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ._base import IntegrationIdStr, Message
 
@@ -18,6 +18,15 @@ class PeriodKind(StrEnum):
     YEAR = "year"
 
 
+class ScheduleMode(StrEnum):
+    """What one fire of a schedule exports, and what key guards it."""
+
+    PERIOD = "period"
+    """The whole period the fire covers; key `<integration_id>:<period_id>`."""
+    INCREMENTAL = "incremental"
+    """Everything staged and not yet exported; key `<integration_id>:<fire instant, UTC ISO>`."""
+
+
 class Schedule(Message):
     type: Literal["syncbus.schedule.v1"] = "syncbus.schedule.v1"
     cron: str = Field(description="Five-field cron, evaluated in `timezone`.")
@@ -28,6 +37,12 @@ class Schedule(Message):
     )
     lead_seconds: float = Field(default=30.0, ge=0, description="Warm-up lead before each fire.")
     paused: bool = False
+    mode: ScheduleMode = Field(
+        default=ScheduleMode.PERIOD,
+        description="`period`: each fire exports the period it covers, keyed by the period id. "
+        "`incremental` (e.g. `*/15 7-17 * * 1-5`): each fire exports whatever is staged and not "
+        "yet exported, keyed by its scheduled instant; `period` and `period_offset` are unused.",
+    )
 
     @field_validator("cron")
     @classmethod
@@ -53,11 +68,48 @@ class HealthMode(StrEnum):
     PASSIVE = "passive"
 
 
+class HealthThresholds(Message):
+    """How many consecutive failures make an integration degraded, then unhealthy.
+
+    An `auth` or `configuration` failure makes it unhealthy at once, whatever the counts.
+    """
+
+    type: Literal["syncbus.health_thresholds.v1"] = "syncbus.health_thresholds.v1"
+    degraded_after: int = Field(default=1, ge=1, description="Consecutive failures to degraded.")
+    unhealthy_after: int = Field(
+        default=3, ge=1, description="Consecutive failures to unhealthy (>= degraded_after)."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> HealthThresholds:
+        if self.unhealthy_after < self.degraded_after:
+            raise ValueError("unhealthy_after must be at least degraded_after")
+        return self
+
+
+class ProbeBudgetConfig(Message):
+    """Vendor calls the health checks of one integration may spend (probes and warm-ups together).
+
+    Unset fields take the vendor's default (`syncbus_shared.probe_budget.DEFAULT_LIMITS`; for
+    Xledger 100 a month, 2% of its 5,000-request quota).
+    """
+
+    type: Literal["syncbus.probe_budget_config.v1"] = "syncbus.probe_budget_config.v1"
+    per_hour: int | None = Field(default=None, ge=0, description="Calls per clock hour (UTC).")
+    per_month: int | None = Field(default=None, ge=0, description="Calls per calendar month (UTC).")
+
+
 class HealthConfig(Message):
     type: Literal["syncbus.health_config.v1"] = "syncbus.health_config.v1"
     mode: HealthMode = HealthMode.ACTIVE
     interval_seconds: float = Field(
         default=900.0, gt=0, description="Probe interval; the monitor enforces a 15 min floor."
+    )
+    thresholds: HealthThresholds | None = Field(
+        default=None, description="Failure counts for degraded/unhealthy (default 1 and 3)."
+    )
+    budget: ProbeBudgetConfig | None = Field(
+        default=None, description="Health-check call budget (default: the vendor's)."
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
@@ -25,6 +26,16 @@ class RequestOrigin(StrEnum):
     BACKFILL = "backfill"
     APPLICATION = "application"
     CLI = "cli"
+
+
+class SyncScope(StrEnum):
+    """What a request without inline vouchers exports."""
+
+    PERIOD = "period"
+    """The vouchers staged for `period_id` (the default when `scope` is absent)."""
+    STAGED = "staged"
+    """Every voucher staged for the integration, in any period, not yet exported under any key
+    (incremental schedules). Needs an explicit `idempotency_key`; `period_id` may be absent."""
 
 
 class SyncRequest(Message):
@@ -55,10 +66,36 @@ class SyncRequest(Message):
         description="How late the scheduler published it: published_at minus the instant it was "
         "due (the fire time; for a backfill, the end of its warm-up lead).",
     )
+    scope: SyncScope | None = Field(
+        default=None,
+        description="What to export when no vouchers are inline: `period` (the default) or "
+        "`staged` (everything staged and not yet exported; incremental schedules).",
+    )
+    period_start_local: date | None = Field(
+        default=None, description="The period's first day, local to `period_timezone`."
+    )
+    period_end_local: date | None = Field(
+        default=None,
+        description="The period's last day (inclusive), local to `period_timezone`.",
+    )
+    period_start_utc: Instant | None = Field(
+        default=None, description="Local midnight starting the period, as a UTC instant."
+    )
+    period_end_utc: Instant | None = Field(
+        default=None,
+        description="Local midnight after the period's last day, as a UTC instant (exclusive): "
+        "March 2026 in Europe/Oslo ends at 2026-03-31T22:00:00Z.",
+    )
+    period_timezone: str | None = Field(
+        default=None, description="The IANA zone the period was computed in (the schedule's)."
+    )
 
     @model_validator(mode="after")
     def _key_and_scope(self) -> SyncRequest:
-        if self.period_id is None and not self.vouchers:
+        if self.scope is SyncScope.STAGED and not self.vouchers:
+            if not self.idempotency_key:
+                raise ValueError("a request with scope `staged` needs an idempotency_key")
+        elif self.period_id is None and not self.vouchers:
             raise ValueError("a sync request needs a period_id or inline vouchers")
         if not self.idempotency_key:
             if self.period_id is None:
