@@ -202,6 +202,10 @@ class Dispatcher:
             await self._already_done(msg, request, claim)
             return
         if claim.outcome is ClaimOutcome.BUSY:
+            if (msg.metadata.num_delivered or 1) >= self.topology.dispatcher_max_deliver - 1:
+                # Out of deliveries while another run holds the key: answer now, or never.
+                await self._already_done(msg, request, claim)
+                return
             wait = max(1.0, (claim.record.lease_until - utc_now()).total_seconds() + 1.0)
             log.info("dispatcher.key_busy", key=request.idempotency_key, retry_in_s=round(wait, 1))
             await msg.nak(delay=wait)
