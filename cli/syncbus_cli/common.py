@@ -7,11 +7,15 @@ from collections.abc import Coroutine
 from typing import Annotated, Any, TypeVar
 
 import typer
+from nats.aio.client import Client
 from nats.errors import NoRespondersError, NoServersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from rich.console import Console
 
-err = Console(stderr=True)
+from syncbus_shared.natsclient import NatsUnreachableError, connect
+from syncbus_shared.settings import NatsSettings
+
+err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 NatsUrl = Annotated[
@@ -22,10 +26,20 @@ NatsUrl = Annotated[
 ]
 
 
+CLI_CONNECT_SECONDS = 5.0
+
+
+async def cli_connect(url: str, name: str) -> Client:
+    """A NATS connection for one command: give up after a few seconds, in one sentence."""
+    return await connect(NatsSettings(url=url), name, first_connect_timeout=CLI_CONNECT_SECONDS)
+
+
 def run_or_fail(coro: Coroutine[Any, Any, T], command: str) -> T:
     """Run one CLI coroutine; a NATS that cannot be reached is one sentence, not a traceback."""
     try:
         return asyncio.run(coro)
+    except NatsUnreachableError as exc:
+        err.print(f"[red]syncbus {command}: {exc} (is the stack running? see --nats-url)[/red]")
     except (NoServersError, OSError) as exc:
         err.print(f"[red]syncbus {command}: cannot reach NATS ({type(exc).__name__})[/red]")
     except NoRespondersError:

@@ -15,10 +15,8 @@ from syncbus_shared.dlq import (
     list_dead_letters,
     replay_dead_letter,
 )
-from syncbus_shared.natsclient import connect
-from syncbus_shared.settings import NatsSettings
 
-from .common import NatsUrl, err, run_or_fail
+from .common import NatsUrl, cli_connect, err, run_or_fail
 
 dlq_app = typer.Typer(
     help="Dead letters: requests that failed after every attempt.", no_args_is_help=True
@@ -48,7 +46,7 @@ def list_command(
     """List dead letters, oldest first. Exit 0 (also when there are none)."""
 
     async def go() -> list[DeadLetter]:
-        nc = await connect(NatsSettings(url=nats_url), "syncbus-dlq")
+        nc = await cli_connect(nats_url, "syncbus-dlq")
         try:
             return await list_dead_letters(nc.jetstream(), integration)
         finally:
@@ -89,7 +87,7 @@ def replay_command(
     """
 
     async def go() -> tuple[str, str] | str:
-        nc = await connect(NatsSettings(url=nats_url), "syncbus-dlq")
+        nc = await cli_connect(nats_url, "syncbus-dlq")
         try:
             replay = await replay_dead_letter(nc.jetstream(), letter_id)
         except DeadLetterError as exc:

@@ -12,7 +12,7 @@ import typer
 
 from . import demo as demo_module
 from . import dlq_commands
-from .common import NatsUrl, err, run_or_fail
+from .common import NatsUrl, cli_connect, err, run_or_fail
 from .import_saft import import_saft
 
 app = typer.Typer(
@@ -28,9 +28,13 @@ app = typer.Typer(
 def _configure(
     log_level: Annotated[
         str, typer.Option(envvar="SYNCBUS_LOG_LEVEL", help="Log level of the CLI's own logs.")
-    ] = "WARNING",
+    ] = "ERROR",
 ) -> None:
-    """Logs go to stderr as JSON lines, so that stdout holds only a command's output."""
+    """Logs go to stderr as JSON lines, so that stdout holds only a command's output.
+
+    Commands say what went wrong in one sentence of their own; the library's warnings (each
+    failed connection attempt, say) are only noise there, so the default level is ERROR.
+    """
     from syncbus_shared.logs import configure_logging  # noqa: PLC0415
 
     configure_logging("syncbus-cli", log_level)
@@ -89,12 +93,10 @@ dlq_commands.register(app)
 @app.command()
 def provision(nats_url: NatsUrl = "nats://127.0.0.1:4222") -> None:
     """Create or update every stream, consumer and KV bucket (run before the services start)."""
-    from syncbus_shared.natsclient import connect  # noqa: PLC0415
     from syncbus_shared.provision import provision as apply  # noqa: PLC0415
-    from syncbus_shared.settings import NatsSettings  # noqa: PLC0415
 
     async def go() -> None:
-        nc = await connect(NatsSettings(url=nats_url), "syncbus-provision")
+        nc = await cli_connect(nats_url, "syncbus-provision")
         try:
             report = await apply(nc.jetstream())
         finally:
@@ -113,39 +115,34 @@ def backfill(
     first: Annotated[str, typer.Argument(metavar="FROM", help="First period id, e.g. 2017-01.")],
     last: Annotated[str, typer.Argument(metavar="TO", help="Last period id, e.g. 2017-04.")],
     nats_url: NatsUrl = "nats://127.0.0.1:4222",
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the scheduler.")] = 300.0,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the scheduler, and then for the results.")
+    ] = 300.0,
+    wait: Annotated[bool, typer.Option(help="Wait for each period's result and print it.")] = True,
 ) -> None:
-    """Export past periods on purpose: each gets its warm-up and its own key, oldest first."""
+    """Export past periods on purpose: each gets its warm-up and its own key, oldest first.
+
+    Prints one line per period: its key and, with --wait (the default), the result's status
+    and counts. Exit 0 when every period succeeded (or had succeeded before), 1 otherwise.
+    """
     from pydantic import ValidationError  # noqa: PLC0415
 
-    from syncbus_shared import topology as t  # noqa: PLC0415
-    from syncbus_shared.contracts import BackfillReply, BackfillRequest  # noqa: PLC0415
-    from syncbus_shared.natsclient import connect  # noqa: PLC0415
-    from syncbus_shared.settings import NatsSettings  # noqa: PLC0415
+    from .backfill import run_backfill  # noqa: PLC0415
 
     try:
-        request = BackfillRequest(integration_id=integration, from_period=first, to_period=last)
+        lines, ok = run_or_fail(
+            run_backfill(nats_url, integration, first, last, timeout=timeout, wait=wait),
+            "backfill",
+        )
     except ValidationError as exc:
         err.print(f"[red]syncbus backfill: {exc.errors()[0]['msg']}[/red]")
         raise typer.Exit(2) from None
-
-    async def go() -> BackfillReply:
-        nc = await connect(NatsSettings(url=nats_url), "syncbus-backfill")
-        try:
-            msg = await nc.request(t.SCHEDULER_BACKFILL, request.to_bytes(), timeout=timeout)
-        finally:
-            await nc.close()
-        return BackfillReply.from_bytes(msg.data)
-
-    reply = run_or_fail(go(), "backfill")
-    if reply.error is not None:
-        err.print(f"[red]syncbus backfill: {reply.error.message}[/red]")
-        raise typer.Exit(1)
-    for fired in reply.fired:
-        note = " (already requested)" if fired.duplicate else ""
-        typer.echo(
-            f"{fired.idempotency_key}  scheduled_for={fired.scheduled_for.isoformat()}{note}"
-        )
+    except ValueError as exc:
+        err.print(f"[red]syncbus backfill: {exc}[/red]")
+        raise typer.Exit(1) from None
+    for line in lines:
+        typer.echo(line)
+    raise typer.Exit(0 if ok else 1)
 
 
 class Service(StrEnum):

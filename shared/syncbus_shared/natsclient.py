@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import nats
 from nats.aio.client import Client
 
@@ -11,7 +13,25 @@ from .settings import NatsSettings
 log = get_logger()
 
 
-async def connect(settings: NatsSettings, name: str) -> Client:
+class NatsUnreachableError(ConnectionError):
+    def __init__(self, servers: list[str], seconds: float) -> None:
+        super().__init__(f"cannot reach NATS at {', '.join(servers)} within {seconds:.0f} s")
+
+
+async def connect(
+    settings: NatsSettings, name: str, *, first_connect_timeout: float | None = None
+) -> Client:
+    """Connect and stay connected (reconnecting forever), like every service does.
+
+    A service waits for NATS as long as it takes; a command a person runs should not:
+    `first_connect_timeout` bounds the first connection, then `NatsUnreachableError`.
+    """
+    if first_connect_timeout is not None:
+        try:
+            return await asyncio.wait_for(connect(settings, name), first_connect_timeout)
+        except TimeoutError:
+            raise NatsUnreachableError(settings.servers, first_connect_timeout) from None
+
     async def on_error(exc: Exception) -> None:
         log.warning("nats.error", error=type(exc).__name__, detail=str(exc)[:200])
 

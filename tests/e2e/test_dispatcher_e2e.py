@@ -12,6 +12,7 @@ from e2e_support import DEDUP_WINDOW_SECONDS, Integration, make_voucher
 
 from syncbus_shared import topology as t
 from syncbus_shared.contracts import SyncRequest, SyncStatus, WarmUp
+from syncbus_shared.dlq import list_dead_letters, replay_dead_letter
 from syncbus_shared.staging import stage_vouchers
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -38,6 +39,21 @@ async def test_a_staged_period_is_exported_once_with_one_succeeded_result(integr
     assert isinstance(node["amount"], str)
     assert "«0»" in node["text"]
     assert '"quoted" \\' in node["text"]
+
+
+async def test_a_period_with_nothing_staged_fails_without_using_its_key_up(integration: Integration):
+    await integration.publish(SyncRequest(integration_id=integration.id, period_id="2017-01"))
+    [empty] = await integration.wait_results(1)
+    assert empty.status is SyncStatus.FAILED
+    assert empty.error is not None
+    assert "no vouchers are staged" in empty.error.message
+    lines = await _stage(integration, 2)
+    [letter] = await list_dead_letters(integration.js, integration.id)
+    await replay_dead_letter(integration.js, letter.seq)
+    _, exported = await integration.wait_results(2)
+    assert exported.status is SyncStatus.SUCCEEDED
+    assert exported.lines == lines
+    assert len(await integration.postings()) == lines
 
 
 async def test_a_period_larger_than_one_call_is_sent_in_batches_of_at_most_500_lines(
@@ -120,6 +136,30 @@ async def test_a_malformed_request_is_rejected_with_a_reason_and_the_next_reques
 ):
     await _stage(integration, 1)
     await integration.publish_raw(body)
+    await integration.publish(SyncRequest(integration_id=integration.id, period_id="2017-01"))
+    rejected, served = await integration.wait_results(2)
+    assert rejected.status is SyncStatus.REJECTED
+    assert rejected.error is not None
+    assert says in rejected.error.message
+    assert served.status is SyncStatus.SUCCEEDED
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "says"),
+    [
+        (b"oops", {"content-type": "application/json"}, "not JSON"),
+        (b"[" * 5000 + b"]" * 5000, {}, "JSON"),
+        (b"{" + b'"a":' * 3000 + b"1" + b"}" * 3000, {}, "JSON"),
+        (b"1" + b"0" * 5000, {}, "not JSON a parser accepts"),
+        (b"\xff\xfe", {"content-type": "text/plain"}, "UTF-8"),
+    ],
+    ids=["json-content-type", "deep-array", "deep-object", "huge-integer", "binary-text-plain"],
+)
+async def test_a_body_that_chokes_a_json_parser_is_rejected_and_the_next_request_is_still_served(
+    integration: Integration, body: bytes, headers: dict[str, str], says: str
+):
+    await _stage(integration, 1)
+    await integration.publish_raw(body, headers=headers)
     await integration.publish(SyncRequest(integration_id=integration.id, period_id="2017-01"))
     rejected, served = await integration.wait_results(2)
     assert rejected.status is SyncStatus.REJECTED

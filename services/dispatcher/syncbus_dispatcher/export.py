@@ -94,7 +94,17 @@ class Exporter:
         if request.vouchers is not None:
             return RunPlan(tuple(request.vouchers))
         assert request.period_id is not None
-        return RunPlan(tuple(await self.load_period(config.integration_id, request.period_id)))
+        vouchers = await self.load_period(config.integration_id, request.period_id)
+        if not vouchers:
+            # Exporting nothing must not use the key up: the period's vouchers may be staged
+            # later (or the period has not ended yet), and then the same key must still run.
+            raise RunFailedError(
+                ErrorClass.DATA,
+                f"no vouchers are staged for {config.integration_id} period {request.period_id}; "
+                "the key stays unused: stage them, then replay this request "
+                "(syncbus dlq list / syncbus dlq replay)",
+            )
+        return RunPlan(tuple(vouchers))
 
     async def run(
         self,

@@ -48,7 +48,7 @@ def describe_validation_error(exc: ValidationError, limit: int = 3) -> str:
 def _peek(body: bytes) -> dict[str, object]:
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -78,8 +78,10 @@ def read_request(
     if not peek:
         try:
             json.loads(text)
-        except ValueError:
-            return reject("the request body is not JSON")
+        except RecursionError:
+            return reject("the request body nests JSON too deeply to be read")
+        except ValueError as exc:
+            return reject(f"the request body is not JSON a parser accepts ({str(exc)[:80]})")
         return reject("the request body must be a JSON object")
     try:
         request = SyncRequest.model_validate_json(text)

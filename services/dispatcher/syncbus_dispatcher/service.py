@@ -45,6 +45,7 @@ from syncbus_shared.contracts import (
     utc_now,
 )
 from syncbus_shared.credentials_client import CredentialUnavailableError
+from syncbus_shared.faststream_support import raw_body
 from syncbus_shared.integrations import get_integration
 from syncbus_shared.logs import get_logger
 from syncbus_shared.settings import NatsSettings, ServiceSettings, TopologySettings
@@ -420,6 +421,7 @@ def build_app(
         durable=t.CONSUMER_DISPATCHER,
         pull_sub=PullSub(batch_size=1, timeout=settings.fetch_timeout_seconds),
         ack_policy=AckPolicy.MANUAL,
+        decoder=raw_body,
         title="sync.request.*",
         description="Sync requests (JetStream SYNC_REQUESTS, Nats-Msg-Id = idempotency key).",
     )
@@ -431,6 +433,7 @@ def build_app(
     @broker.subscriber(
         t.WARMUP_FILTER,
         queue=t.QUEUE_DISPATCHER_WARMUP,
+        decoder=raw_body,
         title="sync.warmup.*",
         description="Warm-ups sent ahead of scheduled syncs.",
     )

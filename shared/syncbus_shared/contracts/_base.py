@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Self
 
@@ -70,9 +70,27 @@ def _integration_id(value: Any) -> str:
 
 
 def _period_id(value: Any) -> str:
-    if not isinstance(value, str) or not _PERIOD.match(value):
-        raise ValueError("a period id looks like 2017, 2017-01, 2017-01-31, 2017-W05 or 2017-Q1")
+    if not isinstance(value, str) or not _PERIOD.match(value) or not _real_period(value):
+        raise ValueError(
+            "a period id is a real year, month, day, ISO week or quarter: "
+            "2017, 2017-01, 2017-01-31, 2017-W05 or 2017-Q1"
+        )
     return value
+
+
+def _real_period(value: str) -> bool:
+    """`2017-13`, `2017-02-30` and `2017-W54` match the pattern but name no period."""
+    year = int(value[:4])
+    try:
+        if "-W" in value:
+            date.fromisocalendar(year, int(value[6:]), 1)
+        elif len(value) == 10:
+            date.fromisoformat(value)
+        elif len(value) == 7 and "-Q" not in value:
+            date(year, int(value[5:]), 1)
+    except ValueError:
+        return False
+    return year >= 1
 
 
 IntegrationIdStr = Annotated[str, BeforeValidator(_integration_id)]
