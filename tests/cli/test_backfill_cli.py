@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from syncbus_cli.embedded import DEMO_INTEGRATION, configure_demo, demo_stack
 from syncbus_cli.demo import DEFAULT_SAFT
+from syncbus_cli.embedded import DEMO_INTEGRATION, configure_demo, demo_stack
 from syncbus_shared.natsclient import connect
 from syncbus_shared.saft import read_saft
 from syncbus_shared.settings import NatsSettings
