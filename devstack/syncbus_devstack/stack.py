@@ -59,10 +59,16 @@ SERVICE_MODULES: Mapping[str, str] = {
     "dispatcher": "syncbus_dispatcher",
     "scheduler": "syncbus_scheduler",
     "health-monitor": "syncbus_health_monitor",
+    # The HTTP ingress: started only when asked for (`services=(..., "ingress")`).
+    "ingress": "syncbus_ingress",
 }
-DEFAULT_SERVICES: tuple[str, ...] = tuple(SERVICE_MODULES)
+DEFAULT_SERVICES: tuple[str, ...] = ("credentials", "dispatcher", "scheduler", "health-monitor")
 
-FAKE_MODULES: Mapping[str, str] = {"xledger": "syncbus_fakes.xledger"}
+FAKE_MODULES: Mapping[str, str] = {
+    "xledger": "syncbus_fakes.xledger",
+    # App registrations are added after start through its control API (`POST /_fake/clients`).
+    "business_central": "syncbus_fakes.business_central",
+}
 DEFAULT_FAKES: tuple[str, ...] = ("xledger",)
 
 LOOPBACK = "127.0.0.1"
@@ -104,11 +110,8 @@ def fake_command(name: str, *, port: int = 0, xledger_tokens: Sequence[str] = ()
     except KeyError:
         known = ", ".join(FAKE_MODULES)
         raise StackError(f"unknown fake {name!r} (known: {known})", component=name) from None
-    argv = [sys.executable, "-m", module, "--host", LOOPBACK, "--port", str(port)]
-    if name == "xledger":
-        for token in xledger_tokens:
-            argv += ["--token", token]
-    return argv
+    del xledger_tokens  # given through the environment: a command line is public (ps, /proc)
+    return [sys.executable, "-m", module, "--host", LOOPBACK, "--port", str(port)]
 
 
 def fake_process_name(fake: str) -> str:
@@ -303,10 +306,14 @@ class Stack:
         return service_command(name)
 
     def _process(self, name: str, argv: Sequence[str]) -> ManagedProcess:
+        env = self.service_env(name)
+        if name == fake_process_name("xledger") and self.xledger_tokens:
+            # Only the fake gets its valid tokens, and not on its command line.
+            env["SYNCBUS_FAKE_XLEDGER_TOKENS"] = ",".join(self.xledger_tokens)
         process = ManagedProcess(
             name,
             argv,
-            self.service_env(name),
+            env,
             self.log_dir / f"{name}.log",
             ready_timeout=self.ready_timeout,
         )
