@@ -14,11 +14,12 @@ Everything waits on a real signal (a log line, a health answer), never on a slee
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
+import structlog
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
@@ -26,6 +27,13 @@ from syncbus_devstack import NatsServer, OpenBaoDev
 from syncbus_shared.natsclient import connect
 from syncbus_shared.provision import provision
 from syncbus_shared.settings import NatsSettings, TopologySettings
+
+
+@pytest.fixture(autouse=True)
+def _fresh_structlog() -> Iterator[None]:
+    """In-process CLI calls configure logging (level ERROR); later tests must not inherit it."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest_asyncio.fixture

@@ -8,6 +8,7 @@ from .base import (
     ProbeResult,
     VendorAdapter,
 )
+from .pacing import Pacer, RateRules, credential_identity, pacer_for
 from .registry import UnknownVendorError, adapter_class, available_adapters
 
 __all__ = [
@@ -15,9 +16,13 @@ __all__ = [
     "AdapterError",
     "BatchReceipt",
     "Credential",
+    "Pacer",
     "ProbeResult",
+    "RateRules",
     "UnknownVendorError",
     "VendorAdapter",
     "adapter_class",
     "available_adapters",
+    "credential_identity",
+    "pacer_for",
 ]

@@ -72,6 +72,7 @@ import httpx
 from syncbus_shared.contracts import AnalysisDimension, ErrorClass, Voucher, VoucherLine
 
 from .base import AdapterError, BatchReceipt, ProbeResult, VendorAdapter
+from .pacing import XLEDGER_RULES, credential_identity, pacer_for, parse_rules
 
 BURST_RATE_LIMIT_REACHED = "BAD_REQUEST.BURST_RATE_LIMIT_REACHED"
 CONCURRENCY_LIMIT_REACHED = "BAD_REQUEST.CONCURRENCY_LIMIT_REACHED"
@@ -397,10 +398,18 @@ class XledgerAdapter(VendorAdapter):
         headers = self._headers()
         failure: AdapterError | None = None
         response: httpx.Response | None = None
+        # Every call of this credential in this process, exports and probes alike, goes
+        # through one pacer that keeps within Xledger's burst window (pacing.py).
+        pacer = pacer_for(
+            self.name,
+            credential_identity(self.context.credential),
+            parse_rules(XLEDGER_RULES, self.context.options),
+        )
         try:
-            response = await self.context.http.post(
-                self.context.endpoint, json=body, headers=headers, timeout=self._timeout()
-            )
+            async with pacer.slot():
+                response = await self.context.http.post(
+                    self.context.endpoint, json=body, headers=headers, timeout=self._timeout()
+                )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             failure = self._error(
                 ErrorClass.RETRYABLE,
@@ -411,7 +420,12 @@ class XledgerAdapter(VendorAdapter):
         if failure is not None:
             raise failure
         assert response is not None
-        return self._read(response, call)
+        try:
+            return self._read(response, call)
+        except AdapterError as exc:
+            if exc.vendor_code == BURST_RATE_LIMIT_REACHED or response.status_code == 429:
+                pacer.hold(exc.retry_after or BURST_RETRY_AFTER_SECONDS)
+            raise
 
     def _after_send_failure(self, call: _Call, what: str) -> AdapterError:
         if call.writes:

@@ -1,13 +1,17 @@
 """`syncbus demo`: the main job end to end, on the embedded stack and the real SAF-T sample.
 
-1. start nats-server, OpenBao, the Xledger fake and the four services (`embedded.demo_stack`);
-2. configure the `toyen-xledger` integration (monthly, 00:05 Europe/Oslo);
-3. import the SAF-T file into the LEDGER stream;
-4. ask the scheduler to backfill 2017-01..2017-04: each fire sends its warm-up, then the
-   request keyed `toyen-xledger:<period>` — the same code path as every scheduled fire;
-5. wait for one result per period, read back what the fake holds, and print the table.
+1. start nats-server, OpenBao, the Xledger and Business Central fakes and the four services
+   (`embedded.demo_stack`);
+2. configure the `toyen-xledger` and `toyen-bc` integrations (monthly, 00:05 Europe/Oslo);
+3. import the SAF-T file into the LEDGER stream, once for each integration (the same vouchers);
+4. ask the scheduler to backfill 2017-01..2017-04 for each: each fire sends its warm-up, then the
+   request keyed `<integration>:<period>` — the same code path as every scheduled fire;
+5. wait for one result per period and integration, read back what each fake holds, and print
+   one table per integration.
 
-Exit 0 only when all four periods succeeded and the fake holds each line exactly once.
+Exit 0 only when every period of every integration succeeded and each fake holds each line
+exactly once. The report's top-level fields describe `toyen-xledger` (as before Business
+Central was added); `targets` has one entry per integration.
 """
 
 from __future__ import annotations
@@ -30,16 +34,22 @@ from nats.js.api import DeliverPolicy
 from rich.console import Console
 from rich.table import Table
 
+from syncbus_adapters.business_central import document_number
 from syncbus_devstack import StackError
 from syncbus_shared import topology as t
-from syncbus_shared.contracts import BackfillReply, BackfillRequest, SyncResult, SyncStatus
+from syncbus_shared.contracts import (
+    BackfillReply,
+    BackfillRequest,
+    SyncResult,
+    SyncStatus,
+)
 from syncbus_shared.logs import configure_logging
 from syncbus_shared.natsclient import connect
 from syncbus_shared.saft import SaftImport, read_saft
 from syncbus_shared.settings import NatsSettings
 from syncbus_shared.staging import stage_vouchers
 
-from .embedded import DEMO_INTEGRATION, configure_demo, demo_stack
+from .embedded import DEMO_BC_INTEGRATION, DEMO_INTEGRATION, configure_demo, demo_stack
 
 DEFAULT_SAFT = (
     Path(__file__).resolve().parents[2]
@@ -69,6 +79,50 @@ class DemoRow:
     error: str | None = None
 
 
+def _rows_json(rows: list[DemoRow]) -> list[dict[str, Any]]:
+    return [
+        {
+            "period": r.period_id,
+            "vouchers": r.vouchers,
+            "lines": r.lines,
+            "debit": str(r.debit),
+            "credit": str(r.credit),
+            "status": r.status,
+            "drift_ms": r.drift_ms,
+            "duration_s": r.duration_s,
+            "started_warm": r.started_warm,
+            "error": r.error,
+        }
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True)
+class TargetReport:
+    """What one integration's fake holds after the demo, and its periods."""
+
+    integration_id: str
+    vendor: str
+    rows: list[DemoRow]
+    expected_lines: int
+    posted_lines: int
+    lines_posted_more_than_once: int
+    lines_missing: int
+    ok: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "integration": self.integration_id,
+            "vendor": self.vendor,
+            "ok": self.ok,
+            "expected_lines": self.expected_lines,
+            "posted_lines": self.posted_lines,
+            "lines_posted_more_than_once": self.lines_posted_more_than_once,
+            "lines_missing": self.lines_missing,
+            "periods": _rows_json(self.rows),
+        }
+
+
 @dataclass(frozen=True)
 class DemoReport:
     rows: list[DemoRow]
@@ -78,6 +132,8 @@ class DemoReport:
     lines_missing: int
     ok: bool
     elapsed_s: float
+    targets: tuple[TargetReport, ...] = ()
+    """Every integration of the demo, `toyen-xledger` (the fields above) first."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -87,21 +143,8 @@ class DemoReport:
             "posted_lines": self.posted_lines,
             "lines_posted_more_than_once": self.lines_posted_more_than_once,
             "lines_missing": self.lines_missing,
-            "periods": [
-                {
-                    "period": r.period_id,
-                    "vouchers": r.vouchers,
-                    "lines": r.lines,
-                    "debit": str(r.debit),
-                    "credit": str(r.credit),
-                    "status": r.status,
-                    "drift_ms": r.drift_ms,
-                    "duration_s": r.duration_s,
-                    "started_warm": r.started_warm,
-                    "error": r.error,
-                }
-                for r in self.rows
-            ],
+            "periods": _rows_json(self.rows),
+            "targets": [target.to_json() for target in self.targets],
         }
 
 
@@ -122,6 +165,7 @@ async def run_demo(
     console: Console,
     result_timeout: float = 120.0,
     token: str | None = None,
+    bc_client_secret: str | None = None,
 ) -> DemoReport:
     began = time.perf_counter()
     imported = _load(file)
@@ -142,15 +186,26 @@ async def run_demo(
                 await http.post(
                     "/_fake/faults", json={"cold_start": {"idle_seconds": 60, "extra_seconds": 0.8}}
                 )
-                await configure_demo(js, stack)
-                staged = await stage_vouchers(js, DEMO_INTEGRATION, imported.vouchers)
-                console.print(
-                    f"imported {file.name}: {len(imported.vouchers)} vouchers, "
-                    f"{sum(len(v.lines) for v in imported.vouchers)} lines "
-                    f"({staged.staged} staged, {staged.already_staged} already staged)"
+                await configure_demo(js, stack, bc_client_secret=bc_client_secret)
+                for integration_id in (DEMO_INTEGRATION, DEMO_BC_INTEGRATION):
+                    staged = await stage_vouchers(js, integration_id, imported.vouchers)
+                    console.print(
+                        f"imported {file.name} for {integration_id}: "
+                        f"{len(imported.vouchers)} vouchers, "
+                        f"{sum(len(v.lines) for v in imported.vouchers)} lines "
+                        f"({staged.staged} staged, {staged.already_staged} already staged)"
+                    )
+                collected = await asyncio.gather(
+                    _backfill_and_collect(nc, js, periods, result_timeout, console),
+                    _backfill_and_collect(
+                        nc, js, periods, result_timeout, console, integration_id=DEMO_BC_INTEGRATION
+                    ),
                 )
-                results = await _backfill_and_collect(nc, js, periods, result_timeout, console)
+                results, bc_results = collected
                 postings = (await http.get("/_fake/postings")).json()
+            bc_fake = stack.fake_urls["business_central"]
+            async with httpx.AsyncClient(base_url=bc_fake, timeout=10.0) as bc_http:
+                bc_counts = (await bc_http.get("/_fake/postings/counts")).json()
         finally:
             await nc.close()
     posted = _posted_lines(_posted_nodes(postings))
@@ -164,15 +219,69 @@ async def run_demo(
         and missing == 0
         and unexpected == 0
     )
-    return DemoReport(
+    xledger = TargetReport(
+        integration_id=DEMO_INTEGRATION,
+        vendor="xledger",
         rows=rows,
         expected_lines=sum(expected_clients.values()),
         posted_lines=len(posted),
         lines_posted_more_than_once=twice,
         lines_missing=missing,
         ok=ok,
-        elapsed_s=time.perf_counter() - began,
     )
+    business_central = _business_central_target(imported, periods, bc_results, bc_counts)
+    return DemoReport(
+        rows=rows,
+        expected_lines=sum(expected_clients.values()),
+        posted_lines=len(posted),
+        lines_posted_more_than_once=twice,
+        lines_missing=missing,
+        ok=ok and business_central.ok,
+        elapsed_s=time.perf_counter() - began,
+        targets=(xledger, business_central),
+    )
+
+
+def _business_central_target(
+    imported: SaftImport,
+    periods: list[str],
+    results: dict[str, SyncResult],
+    counts: dict[str, Any],
+) -> TargetReport:
+    """Each voucher is one document in Business Central: posted by exactly one post, with as
+    many G/L entries as the voucher has lines (one journal line per SAF-T line)."""
+    posts: dict[str, int] = counts.get("documents", {})
+    entries: dict[str, int] = counts.get("lines", {})
+    expected = {document_number(v.voucher_id): len(v.lines) for v in imported.vouchers}
+    posted = sum(min(entries.get(doc, 0), lines) for doc, lines in expected.items())
+    twice = sum(
+        lines
+        for doc, lines in expected.items()
+        if posts.get(doc, 0) > 1 or entries.get(doc, 0) > lines
+    )
+    missing = sum(max(lines - entries.get(doc, 0), 0) for doc, lines in expected.items())
+    unexpected = sum(n for doc, n in entries.items() if doc not in expected)
+    rows = [_row(results[p]) for p in periods]
+    ok = (
+        all(r.status == SyncStatus.SUCCEEDED.value for r in rows)
+        and twice == 0
+        and missing == 0
+        and unexpected == 0
+    )
+    return TargetReport(
+        integration_id=DEMO_BC_INTEGRATION,
+        vendor="business_central",
+        rows=rows,
+        expected_lines=sum(expected.values()),
+        posted_lines=posted,
+        lines_posted_more_than_once=twice,
+        lines_missing=missing,
+        ok=ok,
+    )
+
+
+_PER_SUBJECT_LIMIT = 10077
+"""nats-server: "maximum messages per subject exceeded" (the voucher is staged already)."""
 
 
 def _posted_lines(nodes: list[dict[str, Any]]) -> Counter[str]:
@@ -196,7 +305,13 @@ def _posted_nodes(postings: Any) -> list[dict[str, Any]]:
 
 
 async def _backfill_and_collect(
-    nc: Any, js: Any, periods: list[str], timeout: float, console: Console
+    nc: Any,
+    js: Any,
+    periods: list[str],
+    timeout: float,
+    console: Console,
+    *,
+    integration_id: str = DEMO_INTEGRATION,
 ) -> dict[str, SyncResult]:
     results: dict[str, SyncResult] = {}
     done = asyncio.Event()
@@ -206,7 +321,7 @@ async def _backfill_and_collect(
         if result.period_id in periods and result.status is not SyncStatus.DUPLICATE:
             results[result.period_id] = result
             console.print(
-                f"  {result.period_id}: {result.status.value} "
+                f"  {integration_id} {result.period_id}: {result.status.value} "
                 f"({result.vouchers} vouchers, {result.lines} lines)"
             )
             if len(results) == len(periods):
@@ -214,17 +329,18 @@ async def _backfill_and_collect(
         await msg.ack()
 
     sub = await js.subscribe(
-        t.result_subject(DEMO_INTEGRATION),
+        t.result_subject(integration_id),
         cb=on_result,
         deliver_policy=DeliverPolicy.NEW,
         manual_ack=True,
     )
     try:
         request = BackfillRequest(
-            integration_id=DEMO_INTEGRATION, from_period=periods[0], to_period=periods[-1]
+            integration_id=integration_id, from_period=periods[0], to_period=periods[-1]
         )
         console.print(
-            f"scheduler: backfilling {periods[0]} .. {periods[-1]} (warm-up, then request)"
+            f"scheduler: backfilling {integration_id} {periods[0]} .. {periods[-1]} "
+            "(warm-up, then request)"
         )
         reply_msg = await nc.request(t.SCHEDULER_BACKFILL, request.to_bytes(), timeout=timeout)
         reply = BackfillReply.from_bytes(reply_msg.data)
@@ -235,7 +351,8 @@ async def _backfill_and_collect(
         except TimeoutError:
             missing = [p for p in periods if p not in results]
             raise DemoError(
-                f"no result within {timeout:.0f} s for {', '.join(missing)}; see the service logs"
+                f"no result within {timeout:.0f} s for {integration_id} {', '.join(missing)}; "
+                "see the service logs"
             ) from None
     finally:
         with contextlib.suppress(Exception):
@@ -263,8 +380,31 @@ def _row(result: SyncResult) -> DemoRow:
     )
 
 
+_TITLES = {"xledger": "Xledger", "business_central": "Business Central"}
+
+
 def render(report: DemoReport, console: Console) -> None:
-    table = Table(title="syncbus demo: SAF-T sample → Xledger (fake)")
+    targets = report.targets or (
+        TargetReport(
+            DEMO_INTEGRATION,
+            "xledger",
+            report.rows,
+            report.expected_lines,
+            report.posted_lines,
+            report.lines_posted_more_than_once,
+            report.lines_missing,
+            report.ok,
+        ),
+    )
+    for target in targets:
+        _render_target(target, console)
+    verdict = "[green]OK[/green]" if report.ok else "[red]FAILED[/red]"
+    console.print(f"{verdict} ({report.elapsed_s:.1f} s in all)")
+
+
+def _render_target(report: TargetReport, console: Console) -> None:
+    vendor = _TITLES.get(report.vendor, report.vendor)
+    table = Table(title=f"syncbus demo: SAF-T sample → {vendor} (fake), {report.integration_id}")
     for name, justify in [
         ("period", "left"),
         ("vouchers", "right"),
@@ -295,9 +435,9 @@ def render(report: DemoReport, console: Console) -> None:
             console.print(f"[red]{r.period_id}: {r.error}[/red]")
     verdict = "[green]OK[/green]" if report.ok else "[red]FAILED[/red]"
     console.print(
-        f"{verdict}: the fake holds {report.posted_lines} of {report.expected_lines} lines; "
-        f"{report.lines_posted_more_than_once} posted more than once, "
-        f"{report.lines_missing} missing ({report.elapsed_s:.1f} s in all)"
+        f"{verdict}: the {vendor} fake holds {report.posted_lines} of {report.expected_lines} "
+        f"lines; {report.lines_posted_more_than_once} posted more than once, "
+        f"{report.lines_missing} missing"
     )
 
 

@@ -10,8 +10,8 @@ from typing import Annotated
 
 import typer
 
+from . import app_commands, asyncapi_command, dlq_commands, health_command, schedule_commands
 from . import demo as demo_module
-from . import dlq_commands
 from .common import NatsUrl, cli_connect, err, run_or_fail
 from .import_saft import import_saft
 
@@ -88,6 +88,10 @@ app.command("import-saft")(import_saft)
 
 # Command groups of their own modules register here, one line each.
 dlq_commands.register(app)
+health_command.register(app)
+asyncapi_command.register(app)
+app_commands.register(app)
+schedule_commands.register(app)
 
 
 @app.command()

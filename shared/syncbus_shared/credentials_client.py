@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from nats.aio.client import Client
@@ -22,6 +23,13 @@ class Credential:
 
     scheme: str
     secret: SecretStr
+    expires_at: datetime | None = None
+    """When an access token stops working (OAuth); None for static tokens."""
+
+    def expires_within(self, seconds: float) -> bool:
+        if self.expires_at is None:
+            return False
+        return self.expires_at - datetime.now(UTC) < timedelta(seconds=seconds)
 
 
 class CredentialUnavailableError(Exception):
@@ -59,4 +67,6 @@ async def fetch_credential(
             ErrorClass.CREDENTIALS_UNAVAILABLE,
             f"the credential service sent no secret for {integration_id}",
         )
-    return Credential(scheme=response.scheme or "token", secret=response.secret)
+    return Credential(
+        scheme=response.scheme or "token", secret=response.secret, expires_at=response.expires_at
+    )

@@ -35,8 +35,12 @@ async def stage_vouchers(
     for voucher in vouchers:
         subject = t.ledger_voucher_subject(integration_id, voucher.period_id, voucher.voucher_id)
         try:
+            # The dedup id names the integration too: the same voucher staged for a second
+            # integration is a different message, not a copy of the first.
             ack = await js.publish(
-                subject, voucher.to_bytes(), headers={"Nats-Msg-Id": voucher.voucher_id}
+                subject,
+                voucher.to_bytes(),
+                headers={"Nats-Msg-Id": f"{integration_id}:{voucher.voucher_id}"},
             )
         except APIError as exc:
             if exc.err_code == _PER_SUBJECT_LIMIT:

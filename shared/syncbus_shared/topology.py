@@ -73,6 +73,11 @@ def health_subject(integration_id: str) -> str:
     return f"health.status.{integration_id}"
 
 
+def health_recheck_subject(integration_id: str) -> str:
+    """Request/reply: ask the health monitor to probe one integration now (floor, budget hold)."""
+    return f"health.recheck.{integration_id}"
+
+
 VENDOR_HEALTH_PREFIX = "vendor."
 """KV `integration-health` keys of per-vendor modes; integration ids never contain a dot."""
 
@@ -106,4 +111,5 @@ def schedule_rejected_subject(integration_id: str) -> str:
 REQUEST_FILTER = "sync.request.*"
 WARMUP_FILTER = "sync.warmup.*"
 RESULT_FILTER = "sync.result.*"
+HEALTH_RECHECK_FILTER = "health.recheck.*"
 CREDENTIALS_FILTER = "credentials.get.*"

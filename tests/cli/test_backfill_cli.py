@@ -21,7 +21,11 @@ def _syncbus(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCBUS_")}
     return subprocess.run(
         [sys.executable, "-m", "syncbus_cli", *args, "--nats-url", url],
-        capture_output=True, text=True, timeout=120, env=env, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
     )
 
 

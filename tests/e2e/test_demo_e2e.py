@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from syncbus_cli.demo import DEFAULT_SAFT, run_demo
+from syncbus_cli.demo import DEFAULT_SAFT, render, run_demo
 
 DISTINCTIVE_TOKEN = "xl-TOKEN-must-never-leak-7f3b9c1d2e"
+DISTINCTIVE_BC_SECRET = "bc-CLIENT-SECRET-must-never-leak-4a8e6f"
 
 
 def _everything_written(state_dir: Path) -> list[Path]:
@@ -27,7 +28,11 @@ async def test_the_demo_exports_every_line_once_and_the_token_appears_nowhere(
 ):
     out = io.StringIO()
     report = await run_demo(
-        DEFAULT_SAFT, tmp_path, console=Console(file=out, width=120), token=DISTINCTIVE_TOKEN
+        DEFAULT_SAFT,
+        tmp_path,
+        console=Console(file=out, width=120),
+        token=DISTINCTIVE_TOKEN,
+        bc_client_secret=DISTINCTIVE_BC_SECRET,
     )
     assert report.ok, out.getvalue()
     assert [r.period_id for r in report.rows] == ["2017-01", "2017-02", "2017-03", "2017-04"]
@@ -43,10 +48,34 @@ async def test_the_demo_exports_every_line_once_and_the_token_appears_nowhere(
     written = _everything_written(tmp_path)
     assert any(p.name == "dispatcher.log" for p in written)
     for path in written:
-        assert DISTINCTIVE_TOKEN.encode() not in path.read_bytes(), path
+        data = path.read_bytes()
+        assert DISTINCTIVE_TOKEN.encode() not in data, path
+        assert DISTINCTIVE_BC_SECRET.encode() not in data, path
     captured = capfd.readouterr()
     for text in (out.getvalue(), captured.out, captured.err):
         assert DISTINCTIVE_TOKEN not in text
+        assert DISTINCTIVE_BC_SECRET not in text
+
+
+@pytest.mark.e2e
+async def test_the_demo_posts_the_same_sample_to_business_central_each_line_once(tmp_path: Path):
+    out = io.StringIO()
+    report = await run_demo(DEFAULT_SAFT, tmp_path, console=Console(file=out, width=120))
+    assert report.ok, out.getvalue()
+    assert [t.integration_id for t in report.targets] == ["toyen-xledger", "toyen-bc"]
+    bc = report.targets[1]
+    assert bc.vendor == "business_central"
+    assert bc.ok
+    assert [r.period_id for r in bc.rows] == ["2017-01", "2017-02", "2017-03", "2017-04"]
+    assert all(r.status == "succeeded" for r in bc.rows)
+    assert sum(r.vouchers for r in bc.rows) == 53
+    assert (bc.expected_lines, bc.posted_lines) == (170, 170)
+    assert bc.lines_posted_more_than_once == bc.lines_missing == 0
+    assert all(r.started_warm for r in bc.rows)
+    shown = io.StringIO()
+    render(report, Console(file=shown, width=200))
+    assert "Xledger (fake), toyen-xledger" in shown.getvalue()
+    assert "Business Central (fake), toyen-bc" in shown.getvalue()
 
 
 @pytest.mark.e2e
@@ -70,6 +99,10 @@ def test_syncbus_demo_exits_0_and_prints_the_report_as_json(tmp_path: Path):
         "2017-03": "succeeded",
         "2017-04": "succeeded",
     }
+    targets = {t["integration"]: t for t in report["targets"]}
+    assert set(targets) == {"toyen-xledger", "toyen-bc"}
+    assert targets["toyen-bc"]["ok"] is True
+    assert targets["toyen-bc"]["posted_lines"] == 170
 
 
 @pytest.mark.e2e

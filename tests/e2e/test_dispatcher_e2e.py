@@ -11,8 +11,17 @@ import pytest
 from e2e_support import DEDUP_WINDOW_SECONDS, Integration, make_voucher
 
 from syncbus_shared import topology as t
-from syncbus_shared.contracts import SyncRequest, SyncStatus, WarmUp
+from syncbus_shared.contracts import (
+    ErrorClass,
+    HealthState,
+    HealthStatus,
+    SyncRequest,
+    SyncStatus,
+    WarmUp,
+)
 from syncbus_shared.dlq import list_dead_letters, replay_dead_letter
+from syncbus_shared.health import FAILED_FAST_CODE
+from syncbus_shared.probe_budget import ProbeBudget
 from syncbus_shared.staging import stage_vouchers
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -41,7 +50,9 @@ async def test_a_staged_period_is_exported_once_with_one_succeeded_result(integr
     assert '"quoted" \\' in node["text"]
 
 
-async def test_a_period_with_nothing_staged_fails_without_using_its_key_up(integration: Integration):
+async def test_a_period_with_nothing_staged_fails_without_using_its_key_up(
+    integration: Integration,
+):
     await integration.publish(SyncRequest(integration_id=integration.id, period_id="2017-01"))
     [empty] = await integration.wait_results(1)
     assert empty.status is SyncStatus.FAILED
@@ -243,6 +254,55 @@ async def test_a_warm_up_makes_the_following_sync_start_warm(integration: Integr
     [result] = await integration.wait_results(1)
     assert result.status is SyncStatus.SUCCEEDED
     assert result.started_warm is True
+
+
+async def test_a_warm_up_spends_from_the_probe_budget_and_records_its_outcome(
+    integration: Integration,
+):
+    budget = await ProbeBudget.open(integration.js)
+    before = await budget.usage(integration.id)
+    key = f"{integration.id}:2017-01"
+    await integration.nc.publish(
+        t.warmup_subject(integration.id),
+        WarmUp(
+            integration_id=integration.id,
+            idempotency_key=key,
+            period_id="2017-01",
+            scheduled_for=datetime.now(UTC),
+        ).to_bytes(),
+    )
+    deadline = asyncio.get_running_loop().time() + 20
+    while (usage := await budget.usage(integration.id)).last_warmup is None:
+        assert asyncio.get_running_loop().time() < deadline, "the warm-up never ran"
+        await asyncio.sleep(0.05)
+    assert usage.month_used == before.month_used + 1
+    assert usage.month_by_kind.get("warmup") == 1
+    assert usage.last_warmup.ok
+
+
+async def test_an_integration_unhealthy_for_an_auth_reason_fails_fast_without_calling_the_vendor(
+    integration: Integration,
+):
+    await _stage(integration, 2)
+    kv = await integration.js.key_value(t.KV_HEALTH)
+    await kv.put(
+        integration.id,
+        HealthStatus(
+            integration_id=integration.id,
+            state=HealthState.UNHEALTHY,
+            reason="auth: token refused",
+            error_class=ErrorClass.AUTH,
+        ).to_bytes(),
+    )
+    before = (await integration.fake.get("/_fake/stats")).json()["requests_total"]
+    await integration.publish(SyncRequest(integration_id=integration.id, period_id="2017-01"))
+    [result] = await integration.wait_results(1)
+    assert result.status is SyncStatus.FAILED
+    assert result.error is not None
+    assert result.error.error_class is ErrorClass.AUTH
+    assert result.error.vendor_code == FAILED_FAST_CODE
+    assert "recheck" in result.error.message
+    assert (await integration.fake.get("/_fake/stats")).json()["requests_total"] == before
 
 
 async def test_a_sync_without_a_warm_up_starts_cold_and_a_slow_first_call_is_counted_as_a_cold_start(

@@ -10,7 +10,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from syncbus_scheduler.firing import Firer
-from syncbus_scheduler.service import Plan, Scheduler, build_app
+from syncbus_scheduler.service import Scheduler, build_app
 from syncbus_scheduler.settings import SchedulerSettings
 from syncbus_scheduler.state import ScheduleStateStore
 from syncbus_shared import topology as t
@@ -170,14 +170,17 @@ async def test_the_clock_sends_the_warm_up_lead_seconds_before_the_fire_then_the
     await recorder.start(nc, integration_id)
     scheduler = Scheduler(await _firer(nc, jetstream), SchedulerSettings(tick_seconds=0.05))
     fire = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
-    scheduler.plans[integration_id] = Plan(config, fire)
+    assert config.schedule is not None
+    scheduler.plan_at(integration_id, config.schedule, fire)
     runner = asyncio.create_task(scheduler.run())
     try:
         seen = await recorder.wait_for(2, timeout=10)
+        await scheduler.wait_settled(1)
     finally:
         runner.cancel()
     assert [kind for kind, _ in seen[:2]] == ["warmup", "request"]
     assert seen[0][1] == seen[1][1]  # the same key: the warm-up announces its request
+    await scheduler.firer.writer.flush()  # watermarks are written after the burst
     state = await scheduler.firer.states.get(integration_id)
     assert state is not None
     assert state.last_fired_for == fire

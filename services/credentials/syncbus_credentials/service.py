@@ -3,12 +3,28 @@
 It is the only part of syncbus that talks to Vault. It looks the secret's path up in the
 integration's config itself (a caller cannot choose a path), and answers with what the vendor
 needs and nothing more. Secret values never reach a log line: they travel as `SecretStr`.
+
+Two kinds of secret (KV v2 data at the integration's `credentials_path`):
+
+    {"api_token": "..."}                          a static token (Xledger): served as it is,
+                                                  scheme `token`
+    {"client_id", "client_secret", "token_url"    OAuth2 client credentials (Business Central):
+     | "tenant_id", "scope"?}                     the service obtains an access token
+                                                  (`oauth.py`) and serves only that, scheme
+                                                  `Bearer`, with `expires_at`; the client secret
+                                                  never leaves the service
+
+`force_refresh` (the vendor refused what the caller had) re-reads Vault and, for OAuth2, gets a
+new access token. When the token endpoint refuses the client (`invalid_client`) with a secret
+read from the cache, Vault is read again once: the secret may have been rotated meanwhile.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
+import httpx
 from faststream import FastStream
 from faststream.nats import NatsBroker, NatsMessage
 from pydantic import SecretStr, ValidationError
@@ -25,6 +41,7 @@ from syncbus_shared.logs import get_logger
 from syncbus_shared.settings import NatsSettings
 
 from .cache import TtlCache
+from .oauth import AccessToken, GrantConfigError, TokenEndpointError, TokenMinter, client_grant
 from .settings import CredentialSettings, VaultSettings
 from .vault import (
     SecretNotFoundError,
@@ -40,6 +57,7 @@ STATIC_TOKEN_FIELD = "api_token"  # noqa: S105 - the name of a field, not a secr
 """Vendors with static API tokens (Xledger) keep the token under this key of the KV v2 secret."""
 
 SCHEMES = {"xledger": "token"}
+BEARER = "Bearer"
 
 
 @dataclass
@@ -47,8 +65,10 @@ class CredentialService:
     vault: VaultReader
     cache: TtlCache[SecretVersion]
     broker: NatsBroker
+    minter: TokenMinter | None = None
 
     async def answer(self, subject: str, body: bytes) -> CredentialResponse:
+        asked = time.monotonic()
         integration_id = subject.rsplit(".", 1)[-1]
         try:
             request = CredentialRequest.from_bytes(body)
@@ -75,7 +95,10 @@ class CredentialService:
         path = config.credentials_path
         try:
             secret = await self.cache.get(
-                integration_id, lambda: self.vault.read(path), force=request.force_refresh
+                integration_id,
+                lambda: self.vault.read(path),
+                force=request.force_refresh,
+                fresher_than=asked,
             )
         except VaultUnavailableError as exc:
             log.warning(
@@ -86,12 +109,19 @@ class CredentialService:
             self.cache.invalidate(integration_id)
             log.warning("credentials.unreadable", integration_id=integration_id, error=str(exc))
             return _error(integration_id, ErrorClass.CONFIGURATION, str(exc))
+        try:
+            grant = client_grant(secret.data, path)
+        except GrantConfigError as exc:
+            return _error(integration_id, ErrorClass.CONFIGURATION, str(exc))
+        if grant is not None:
+            return await self._oauth(request, path, secret, asked)
         value = secret.data.get(STATIC_TOKEN_FIELD)
         if not value:
             return _error(
                 integration_id,
                 ErrorClass.CONFIGURATION,
-                f"the secret at {path} has no {STATIC_TOKEN_FIELD!r} field",
+                f"the secret at {path} has no {STATIC_TOKEN_FIELD!r} field "
+                "(nor client_id and client_secret for OAuth2)",
             )
         log.info(
             "credentials.served",
@@ -105,6 +135,84 @@ class CredentialService:
             secret=SecretStr(value),
             version=secret.version,
         )
+
+    async def _oauth(
+        self, request: CredentialRequest, path: str, secret: SecretVersion, asked: float
+    ) -> CredentialResponse:
+        """An access token for the client credentials in `secret` (never the secret itself)."""
+        integration_id = request.integration_id
+        if self.minter is None:
+            return _error(
+                integration_id,
+                ErrorClass.CONFIGURATION,
+                "this credential service cannot mint OAuth2 tokens (no token client)",
+            )
+        try:
+            token = await self._mint(
+                integration_id, path, secret, force=request.force_refresh, asked=asked
+            )
+        except GrantConfigError as exc:
+            return _error(integration_id, ErrorClass.CONFIGURATION, str(exc))
+        except TokenEndpointError as exc:
+            log.warning(
+                "credentials.token_refused",
+                integration_id=integration_id,
+                error_class=exc.error_class.value,
+                vendor_code=exc.vendor_code,
+                detail=exc.message,
+            )
+            return _error(integration_id, exc.error_class, exc.message)
+        log.info(
+            "credentials.served",
+            integration_id=integration_id,
+            purpose=request.purpose,
+            version=secret.version,
+            scheme=BEARER,
+            expires_at=token.expires_at.isoformat(),
+            forced=request.force_refresh,
+        )
+        return CredentialResponse(
+            integration_id=integration_id,
+            scheme=BEARER,
+            secret=token.value,
+            version=secret.version,
+            expires_at=token.expires_at,
+        )
+
+    async def _mint(
+        self, integration_id: str, path: str, secret: SecretVersion, *, force: bool, asked: float
+    ) -> AccessToken:
+        assert self.minter is not None
+        grant = client_grant(secret.data, path)
+        assert grant is not None
+        requests_before = self.minter.stats.requests
+        try:
+            token = await self.minter.token(integration_id, grant, force=force, asked_at=asked)
+        except TokenEndpointError as exc:
+            if exc.vendor_code not in {"invalid_client", "unauthorized_client"} or force:
+                raise
+            # The secret may have been rotated in Vault since it was cached: read it again.
+            try:
+                fresh = await self.cache.get(
+                    integration_id, lambda: self.vault.read(path), force=True
+                )
+            except (VaultUnavailableError, SecretNotFoundError, VaultDeniedError):
+                raise exc from None
+            if fresh.version == secret.version:
+                raise
+            grant = client_grant(fresh.data, path)
+            if grant is None:
+                raise
+            token = await self.minter.token(integration_id, grant, force=True)
+        if self.minter.stats.requests != requests_before:
+            log.info(
+                "credentials.token_obtained",
+                integration_id=integration_id,
+                lifetime_s=token.lifetime_seconds,
+                expires_at=token.expires_at.isoformat(),
+                forced=force,
+            )
+        return token
 
 
 def _error(integration_id: str, error_class: ErrorClass, message: str) -> CredentialResponse:
@@ -121,15 +229,25 @@ def build_app(
     nats = nats or NatsSettings()
     settings = settings or CredentialSettings()
     broker = NatsBroker(nats.servers, max_reconnect_attempts=-1, logger=None)
+    token_http = httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.token_timeout_seconds),
+        limits=httpx.Limits(max_keepalive_connections=8, keepalive_expiry=120.0),
+    )
     service = CredentialService(
         vault=VaultReader(vault or VaultSettings()),
         cache=TtlCache(settings.cache_ttl_seconds),
         broker=broker,
+        minter=TokenMinter(
+            token_http,
+            refresh_margin_seconds=settings.token_refresh_margin_seconds,
+            timeout_seconds=settings.token_timeout_seconds,
+        ),
     )
 
     @broker.subscriber(
         t.CREDENTIALS_FILTER,
         queue=t.QUEUE_CREDENTIALS,
+        max_workers=settings.max_concurrent_requests,
         title="credentials.get.*",
         description="Request/reply: the credential an integration's vendor needs.",
     )
@@ -150,5 +268,9 @@ def build_app(
     @app.after_startup
     async def ready() -> None:
         log.info("credentials.ready", vault_url=(vault or VaultSettings()).url)
+
+    @app.after_shutdown
+    async def close_token_client() -> None:
+        await token_http.aclose()
 
     return app

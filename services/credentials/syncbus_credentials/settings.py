@@ -21,3 +21,18 @@ class CredentialSettings(BaseSettings):
     cache_ttl_seconds: float = Field(
         default=300.0, ge=0, description="How long a secret read from Vault is served from memory."
     )
+    token_refresh_margin_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="An OAuth2 access token is renewed this long before it expires (at most "
+        "half its lifetime before).",
+    )
+    token_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Per request to an OAuth2 token endpoint."
+    )
+    max_concurrent_requests: int = Field(
+        default=16,
+        ge=1,
+        description="Credential requests handled at once (a slow token endpoint or Vault then "
+        "does not hold up every other integration).",
+    )

@@ -29,6 +29,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
+from syncbus_adapters import AdapterError
 from syncbus_shared import dlq
 from syncbus_shared import topology as t
 from syncbus_shared.contracts import (
@@ -46,8 +47,10 @@ from syncbus_shared.contracts import (
 )
 from syncbus_shared.credentials_client import CredentialUnavailableError
 from syncbus_shared.faststream_support import raw_body
+from syncbus_shared.health import current_health, fail_fast_error
 from syncbus_shared.integrations import get_integration
 from syncbus_shared.logs import get_logger
+from syncbus_shared.probe_budget import ProbeBudget, budget_limits
 from syncbus_shared.settings import NatsSettings, ServiceSettings, TopologySettings
 from syncbus_shared.staging import read_period
 
@@ -80,6 +83,7 @@ class Dispatcher:
     ledger: RunLedger
     sessions: SessionPool
     exporter: Exporter
+    budget: ProbeBudget
 
     # --- results -------------------------------------------------------------------------
     async def publish_result(self, msg: Msg, result: SyncResult) -> None:
@@ -210,6 +214,29 @@ class Dispatcher:
             wait = max(1.0, (claim.record.lease_until - utc_now()).total_seconds() + 1.0)
             log.info("dispatcher.key_busy", key=request.idempotency_key, retry_in_s=round(wait, 1))
             await msg.nak(delay=wait)
+            return
+        health = await current_health(self.js, request.integration_id)
+        if health is not None and health.fails_fast():
+            # The vendor refused this credential already; calling again only hammers it.
+            log.warning("dispatcher.failed_fast", key=request.idempotency_key, reason=health.reason)
+            await self._finish(
+                msg,
+                claim,
+                RunState.FAILED,
+                SyncResult(
+                    request_id=request.request_id,
+                    integration_id=request.integration_id,
+                    idempotency_key=request.idempotency_key,
+                    period_id=request.period_id,
+                    status=SyncStatus.FAILED,
+                    error=fail_fast_error(health),
+                    attempt=claim.record.attempt,
+                    scheduled_for=request.scheduled_for,
+                    published_at=request.published_at,
+                    schedule_drift_ms=request.schedule_drift_ms,
+                ),
+                dead_letter=True,
+            )
             return
         await self._run(msg, request, config, claim)
 
@@ -383,10 +410,29 @@ class Dispatcher:
                 "dispatcher.warmup_skipped", key=warmup.idempotency_key, reason="already exported"
             )
             return
-        async with self.sessions.warming(config.integration_id):
-            session = await self.sessions.session(config, purpose="warmup")
-            probe = await session.adapter.warm_up()
-            session.warmed_at = session.last_call_at = time.monotonic()
+        # A warm-up is a vendor call like a probe: it spends from the same budget, and its
+        # outcome tells the health monitor as much as a probe would.
+        spent = await self.budget.try_spend(
+            config.integration_id, kind="warmup", limits=budget_limits(config)
+        )
+        if not spent:
+            log.info("dispatcher.warmup_skipped", key=warmup.idempotency_key, reason="budget spent")
+            return
+        try:
+            async with self.sessions.warming(config.integration_id):
+                session = await self.sessions.session(config, purpose="warmup")
+                probe = await session.adapter.warm_up()
+                session.warmed_at = session.last_call_at = time.monotonic()
+        except (AdapterError, CredentialUnavailableError) as exc:
+            await self.budget.record_warmup(
+                config.integration_id,
+                ok=False,
+                error_class=exc.error_class,
+                vendor_code=getattr(exc, "vendor_code", None),
+                message=exc.message,
+            )
+            raise
+        await self.budget.record_warmup(config.integration_id, ok=True)
         log.info(
             "dispatcher.warmed_up",
             integration_id=warmup.integration_id,
@@ -456,6 +502,7 @@ def build_app(
         async def load(integration_id: str, period_id: str) -> list[Voucher]:
             return await read_period(js, integration_id, period_id)
 
+        budget = await ProbeBudget.open(js)
         holder["dispatcher"] = Dispatcher(
             nc=nc,
             js=js,
@@ -466,6 +513,7 @@ def build_app(
             exporter=Exporter(
                 settings=settings, ledger=ledger, sessions=sessions, load_period=load
             ),
+            budget=budget,
         )
         started.set()
         log.info("dispatcher.ready", owner=owner)

@@ -24,6 +24,9 @@ from .settings import DispatcherSettings
 
 log = get_logger()
 
+TOKEN_SLACK_SECONDS = 60.0
+"""A session whose access token expires sooner than this is rebuilt with a fresh one."""
+
 
 @dataclass
 class VendorSession:
@@ -80,7 +83,12 @@ class SessionPool:
         lock = self._locks.setdefault(config.integration_id, asyncio.Lock())
         async with lock:
             current = self._sessions.get(config.integration_id)
-            if current is not None and not refresh and current.config == config:
+            if (
+                current is not None
+                and not refresh
+                and current.config == config
+                and not current.adapter.context.credential.expires_within(TOKEN_SLACK_SECONDS)
+            ):
                 return current
             if current is not None:
                 await current.aclose()
@@ -105,6 +113,7 @@ class SessionPool:
                     credential=credential,
                     http=http,
                     timeout_seconds=config.timeout_seconds,
+                    options=dict(config.options),
                 )
             )
             session = VendorSession(config=config, adapter=adapter, http=http)

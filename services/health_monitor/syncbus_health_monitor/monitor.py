@@ -42,6 +42,7 @@ from datetime import datetime, timedelta
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 from nats.js.errors import KeyNotFoundError
@@ -64,6 +65,7 @@ from syncbus_shared.contracts import (
     VendorHealthMode,
 )
 from syncbus_shared.credentials_client import CredentialUnavailableError
+from syncbus_shared.health import FAILED_FAST_CODE
 from syncbus_shared.integrations import get_integration, list_integrations
 from syncbus_shared.keys import is_integration_id
 from syncbus_shared.logs import get_logger
@@ -159,9 +161,14 @@ class HealthMonitor:
     def interval(self, config: IntegrationConfig) -> float:
         return self.settings.effective_interval(config.health.interval_seconds)
 
-    def due_at(self, config: IntegrationConfig, status: HealthStatus | None) -> datetime:
-        """When the next probe may run: never before the last probe plus the interval."""
-        now = self.clock.now()
+    def due_at(
+        self, config: IntegrationConfig, status: HealthStatus | None, now: datetime | None = None
+    ) -> datetime:
+        """When the next probe may run: never before the last probe plus the interval.
+
+        Without a status (never observed) that is `now`.
+        """
+        now = now or self.clock.now()
         if status is None:
             return now
         candidates = [status.next_probe_at] if status.next_probe_at else []
@@ -209,7 +216,7 @@ class HealthMonitor:
                         status.model_copy(update={"mode": mode, "next_probe_at": None})
                     )
                 return None
-            due = self.due_at(config, status)
+            due = self.due_at(config, status, now)
             if due > now:
                 return due
             if not await self.budget.try_spend(integration_id, kind="probe", limits=limits):
@@ -280,6 +287,56 @@ class HealthMonitor:
                 return skipped
             return await self._probe(config, mode, status)
 
+    async def recheck(self, config: IntegrationConfig) -> HealthStatus:
+        """An operator's "probe now" (`syncbus health recheck`): skips the backoff wait, and
+        passive mode, but never the interval floor since the last probe nor the budget.
+
+        Returns the status afterwards; when nothing was probed it is the unchanged one.
+        """
+        async with self._lock(config.integration_id):
+            now = self.clock.now()
+            status = await self.current(config.integration_id)
+            last = last_probe_of(status)
+            floor = timedelta(seconds=self.interval(config))
+            if status is not None and last is not None and last + floor > now:
+                return status
+            limits = budget_limits(config)
+            if not await self.budget.try_spend(config.integration_id, kind="probe", limits=limits):
+                mode, _ = effective_mode(config, await self.vendor_mode(config.vendor), now)
+                await self._skip_for_budget(config, mode, status, now)
+                skipped = await self.current(config.integration_id)
+                assert skipped is not None
+                return skipped
+            mode, _ = effective_mode(config, await self.vendor_mode(config.vendor), now)
+            log.info("health.recheck", integration_id=config.integration_id)
+            return await self._probe(config, mode, status)
+
+    async def answer_recheck(self, integration_id: str) -> HealthStatus:
+        """The reply to `health.recheck.<id>`: the status after `recheck` (never raises)."""
+        try:
+            config = await get_integration(self.js, integration_id)
+            if config is not None:
+                return await self.recheck(config)
+            reason = f"integration {integration_id} is not configured"
+        except Exception as exc:
+            log.exception("health.recheck_failed", integration_id=integration_id)
+            reason = f"the recheck failed ({type(exc).__name__}; see the monitor's log)"
+        return HealthStatus(
+            integration_id=integration_id,
+            state=HealthState.UNKNOWN,
+            reason=reason,
+            checked_at=self.clock.now(),
+        )
+
+    async def serve_rechecks(self) -> Subscription:
+        """Answer `health.recheck.*` on a plain subscription (the service uses FastStream)."""
+
+        async def on_request(msg: Msg) -> None:
+            reply = await self.answer_recheck(msg.subject.rsplit(".", 1)[-1])
+            await msg.respond(reply.to_bytes())
+
+        return await self.nc.subscribe(t.HEALTH_RECHECK_FILTER, cb=on_request)
+
     async def _probe(
         self, config: IntegrationConfig, mode: HealthMode, previous: HealthStatus | None
     ) -> HealthStatus:
@@ -341,22 +398,37 @@ class HealthMonitor:
         now: datetime,
         latency_ms: float,
     ) -> HealthStatus:
-        """Not a failure (the vendor answered and took the credential): go passive instead."""
+        """Not a failure (the vendor answered and took the credential): go passive instead.
+
+        The state and its reason stay what they were, except that a status never observed
+        before says why it has none.
+        """
         await self._switch_vendor_passive(config, exc, now)
+        failing = previous is not None and previous.state in {
+            HealthState.DEGRADED,
+            HealthState.UNHEALTHY,
+        }
         base = previous or HealthStatus(
             integration_id=config.integration_id, state=HealthState.UNKNOWN, checked_at=now
         )
-        status = base.model_copy(
-            update={
-                "reason": f"rate limited: {exc.message}; {config.vendor} switched to passive"[:300],
-                "source": "probe",
-                "checked_at": now,
-                "last_probe_at": now,
-                "latency_ms": latency_ms,
-                "vendor_code": exc.vendor_code,
-                "mode": HealthMode.PASSIVE,
-                "next_probe_at": None,
-            }
+        changes: dict[str, object] = {
+            "source": "probe",
+            "checked_at": now,
+            "last_probe_at": now,
+            "latency_ms": latency_ms,
+            "mode": HealthMode.PASSIVE,
+        }
+        if not failing:
+            changes["reason"] = f"rate limited: {exc.message}; {config.vendor} went passive"[:300]
+            changes["vendor_code"] = exc.vendor_code
+        status = base.model_copy(update=changes)
+        # Passive now: no next probe, unless an auth failure is being rechecked (with backoff).
+        observation = Observation(
+            "probe", now, ok=False, reason=status.reason, retry_after=exc.retry_after
+        )
+        usage = await self.budget.usage(config.integration_id, limits=budget_limits(config))
+        status = status.model_copy(
+            update={"next_probe_at": self._plan_next(config, observation, previous, status, usage)}
         )
         await self.record(status, previous)
         return status
@@ -604,6 +676,8 @@ def _sync_observation(result: SyncResult, mode: HealthMode) -> Observation | Non
     if result.status is SyncStatus.SUCCEEDED:
         return Observation("sync", result.finished_at, ok=True, reason=f"sync {key} succeeded")
     error = result.error
+    if error is not None and error.vendor_code == FAILED_FAST_CODE:
+        return None  # the dispatcher failed it on our word, without calling the vendor
     error_class = error.error_class if error else ErrorClass.RETRYABLE
     decisive = mode is HealthMode.PASSIVE and result.scheduled_for is not None
     if error_class in NOT_VENDOR_HEALTH and not decisive:

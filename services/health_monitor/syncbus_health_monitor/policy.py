@@ -50,6 +50,9 @@ NOT_VENDOR_HEALTH = frozenset({ErrorClass.DATA, ErrorClass.INVALID_REQUEST})
 """A sync that failed for these reached the vendor (or never needed to): no evidence about its
 health, except in passive mode, where any failed scheduled sync marks it unhealthy."""
 
+"""The `vendor_code` of a result the dispatcher failed at once because health said `auth`: it
+called no vendor, so the monitor takes it as no evidence (else it would feed its own backoff)."""
+
 RATE_LIMIT_CODES = frozenset(
     {
         "BAD_REQUEST.BURST_RATE_LIMIT_REACHED",  # Xledger

@@ -46,6 +46,13 @@ class AdapterProber:
         timeout = min(self.settings.probe_timeout_seconds, config.timeout_seconds)
         async with httpx.AsyncClient(timeout=timeout) as http:
             adapter = adapter_class(config.vendor)(
-                AdapterContext(config.integration_id, config.endpoint, credential, http, timeout)
+                AdapterContext(
+                    integration_id=config.integration_id,
+                    endpoint=config.endpoint,
+                    credential=credential,
+                    http=http,
+                    timeout_seconds=timeout,
+                    options=dict(config.options),
+                )
             )
             return await adapter.ping()

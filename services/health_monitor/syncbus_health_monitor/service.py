@@ -11,9 +11,10 @@ import asyncio
 import contextlib
 
 from faststream import FastStream
-from faststream.nats import NatsBroker
-from nats.js import JetStreamContext
+from faststream.nats import NatsBroker, NatsMessage
+from nats.aio.subscription import Subscription
 
+from syncbus_shared import topology as t
 from syncbus_shared.logs import get_logger
 from syncbus_shared.settings import NatsSettings
 
@@ -41,15 +42,31 @@ def build_app(
         description="A vendor rate-limited a probe (its integrations went passive) or a quota "
         "is used up.",
     )
+    holder: dict[str, HealthMonitor] = {}
+    started = asyncio.Event()
+
+    @broker.subscriber(
+        t.HEALTH_RECHECK_FILTER,
+        title="health.recheck.*",
+        description="Request/reply: probe one integration now (the interval floor and the "
+        "budget still hold); the reply is its HealthStatus.",
+    )
+    async def on_recheck(msg: NatsMessage) -> bytes:
+        await started.wait()
+        integration_id = msg.raw_message.subject.rsplit(".", 1)[-1]
+        return (await holder["monitor"].answer_recheck(integration_id)).to_bytes()
+
     tasks: list[asyncio.Task[None]] = []
-    subscriptions: list[JetStreamContext.PushSubscription] = []
+    subscriptions: list[Subscription] = []
     app = FastStream(broker)
 
     @app.after_startup
     async def start() -> None:
         monitor = await HealthMonitor.open(broker.connection, settings)
+        holder["monitor"] = monitor
         subscriptions.append(await monitor.follow_results())
         tasks.append(asyncio.create_task(monitor.run()))
+        started.set()
         log.info("health.ready")
 
     @app.on_shutdown

@@ -2,7 +2,7 @@
 
     status = await current_health(js, integration_id)
     if status is not None and status.fails_fast():   # unhealthy for an `auth` reason
-        ...  # fail the sync at once with a clear result instead of calling the vendor
+        error = fail_fast_error(status)   # ErrorInfo for the `failed` result; no vendor call
 
 `health_overview` gathers, per configured integration, what `syncbus health` shows: state,
 reason, mode (and why), last probe, next probe and probe budget use.
@@ -27,15 +27,18 @@ from syncbus_shared.contracts import (
     VendorHealthMode,
     utc_now,
 )
+from syncbus_shared.health import FAILED_FAST_CODE, current_health, fail_fast_error
 from syncbus_shared.integrations import list_integrations
 from syncbus_shared.probe_budget import BudgetUsage, ProbeBudget, budget_limits
 
 from .policy import effective_mode, last_probe_of, vendor_mode_expired
 
 __all__ = [
+    "FAILED_FAST_CODE",
     "HealthOverview",
     "HealthRow",
     "current_health",
+    "fail_fast_error",
     "health_overview",
     "read_vendor_mode",
     "set_vendor_mode",
@@ -48,12 +51,6 @@ async def _get(kv: KeyValue, key: str) -> bytes | None:
     except KeyNotFoundError:
         return None
     return entry.value
-
-
-async def current_health(js: JetStreamContext, integration_id: str) -> HealthStatus | None:
-    """The integration's current status from KV `integration-health` (None: never observed)."""
-    value = await _get(await js.key_value(t.KV_HEALTH), integration_id)
-    return HealthStatus.from_bytes(value) if value else None
 
 
 async def read_vendor_mode(js: JetStreamContext, vendor: str) -> VendorHealthMode | None:

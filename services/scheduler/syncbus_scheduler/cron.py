@@ -34,6 +34,7 @@ __all__ = [
     "CronError",
     "TooManyFiresError",
     "fires_between",
+    "iter_fires",
     "next_fire",
     "validate_cron",
 ]
@@ -123,6 +124,14 @@ def next_fire(expr: str, tz: str, after: datetime) -> datetime:
     if fire is None:
         raise CronError(f"cron {expr!r} never fires after {_utc(after).isoformat()} in {tz}")
     return fire
+
+
+def iter_fires(expr: str, tz: str, after: datetime) -> Iterator[datetime]:
+    """Every fire strictly after `after`, as UTC instants, oldest first (lazily; most never end).
+
+    Raises `CronError` at the first `next()` when the expression or zone is not usable.
+    """
+    return _fires_after(expr, tz, after)
 
 
 def fires_between(

@@ -51,8 +51,8 @@ class SchedulerSettings(BaseSettings):
         description="The warm-up lease: one replica sends the warm-ups; another takes over "
         "this long after it stops renewing.",
     )
-    publish_concurrency: int = Field(
-        default=2000,
+    state_write_concurrency: int = Field(
+        default=256,
         ge=1,
-        description="Requests (and state writes) in flight at once in a burst of due fires.",
+        description="Catch-up watermark writes in flight at once after a burst of fires.",
     )

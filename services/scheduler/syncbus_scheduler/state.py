@@ -45,10 +45,6 @@ class ScheduleStateStore:
     def __init__(self, kv: KeyValue) -> None:
         self._kv = kv
 
-    @property
-    def kv(self) -> KeyValue:
-        return self._kv
-
     async def get(self, integration_id: str) -> ScheduleState | None:
         try:
             entry = await self._kv.get(integration_id)

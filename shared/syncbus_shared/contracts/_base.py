@@ -7,7 +7,14 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Self
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainSerializer
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainSerializer,
+    WithJsonSchema,
+)
 
 from ..keys import INTEGRATION_ID_PATTERN, PERIOD_ID_PATTERN
 
@@ -43,6 +50,7 @@ Amount = Annotated[
     Decimal,
     BeforeValidator(_amount),
     PlainSerializer(lambda d: format(d, "f"), return_type=str),
+    WithJsonSchema({"type": "string", "pattern": _AMOUNT_TEXT.pattern, "examples": ["101.00"]}),
 ]
 """A money amount: `Decimal` in Python, a decimal string on the wire, never a float."""
 

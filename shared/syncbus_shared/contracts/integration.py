@@ -127,3 +127,8 @@ class IntegrationConfig(Message):
     schedule: Schedule | None = None
     health: HealthConfig = Field(default_factory=HealthConfig)
     timeout_seconds: float = Field(default=60.0, gt=0)
+    options: dict[str, str] = Field(
+        default_factory=dict,
+        description="Adapter options, never secrets (e.g. Business Central `company_id`, "
+        "`tenant`, `environment`; Xledger `dimensions`); each adapter's docstring lists its own.",
+    )

@@ -1,0 +1,1 @@
+"""The HTTP ingress: sync requests and results over HTTP, for systems that cannot speak NATS."""
