@@ -208,10 +208,20 @@ async def run_demo(
                 bc_counts = (await bc_http.get("/_fake/postings/counts")).json()
         finally:
             await nc.close()
-    posted = _posted_lines(_posted_nodes(postings))
+    expected_amounts = {
+        f"{v.voucher_id}#{line.record_id}": line.signed_amount
+        for v in imported.vouchers
+        for line in v.lines
+    }
+    posted, amounts = _posted_lines(_posted_nodes(postings))
     rows = [_row(results[p]) for p in periods]
     twice = sum(1 for c, n in posted.items() if n > 1 and c in expected_clients)
-    missing = sum(1 for c in expected_clients if posted.get(c, 0) == 0)
+    # A line is there only when all its parts are: their amounts add up to the line's.
+    missing = sum(
+        1
+        for c in expected_clients
+        if posted.get(c, 0) == 0 or amounts.get(c) != expected_amounts[c]
+    )
     unexpected = sum(1 for c in posted if c not in expected_clients)
     ok = (
         all(r.status == SyncStatus.SUCCEEDED.value for r in rows)
@@ -284,19 +294,24 @@ _PER_SUBJECT_LIMIT = 10077
 """nats-server: "maximum messages per subject exceeded" (the voucher is staged already)."""
 
 
-def _posted_lines(nodes: list[dict[str, Any]]) -> Counter[str]:
-    """How many times each SAF-T line (`<voucher>#<record>`) was posted.
+def _posted_lines(nodes: list[dict[str, Any]]) -> tuple[Counter[str], dict[str, Decimal]]:
+    """How many times each SAF-T line (`<voucher>#<record>`) was posted, and the posted total.
 
     Xledger lines that split one SAF-T line over several dimension values carry the clientId
     `<voucher>#<record>.<n>`: the parts of one posting count as that line posted once, and a
-    repeated part as posted twice.
+    repeated part as posted twice. The total is the sum of the parts' amounts (for a line
+    posted once it must equal the line's signed amount).
     """
     parts: Counter[str] = Counter(str(node["clientId"]) for node in nodes)
     lines: Counter[str] = Counter()
-    for client_id, times in parts.items():
+    totals: dict[str, Decimal] = {}
+    for node in nodes:
+        client_id = str(node["clientId"])
         base = client_id.rsplit(".", 1)[0] if "." in client_id.split("#", 1)[-1] else client_id
-        lines[base] = max(lines[base], times)
-    return lines
+        lines[base] = max(lines[base], parts[client_id])
+        amount = Decimal(str((node.get("node") or {}).get("amount", "0")))
+        totals[base] = totals.get(base, Decimal(0)) + amount
+    return lines, totals
 
 
 def _posted_nodes(postings: Any) -> list[dict[str, Any]]:
