@@ -121,6 +121,7 @@ class Scheduler:
         self._settled = asyncio.Condition()
         self._settled_count = 0
         self._applied: dict[str, int] = {}
+        self._generations: dict[str, int] = {}
         self._applied_changed = asyncio.Condition()
         self._schedules: dict[str, Schedule] = {}
         self._problems: dict[int, str | None] = {}
@@ -134,6 +135,10 @@ class Scheduler:
         self, config: IntegrationConfig | None, integration_id: str, *, revision: int | None = None
     ) -> None:
         """A config was added, changed or removed: plan it afresh (catching up what it missed)."""
+        # Each apply of an integration gets a generation; one that awaited (catch-up reads KV)
+        # and finds a newer one applied meanwhile (a delete, a change) leaves the plan to it.
+        generation = self._generations.get(integration_id, 0) + 1
+        self._generations[integration_id] = generation
         schedule = config.schedule if config is not None else None
         if config is None or schedule is None:
             self._forget(integration_id, "removed")
@@ -165,7 +170,10 @@ class Scheduler:
         else:  # a changed schedule: plan its next fire, catch nothing up
             state = await self.firer.states.get(integration_id)
             watermark, fires = (state.last_fired_for if state else None), []
-        if self.book.get(integration_id) is not current:
+        if (
+            self.book.get(integration_id) is not current
+            or self._generations.get(integration_id) != generation
+        ):
             return  # a newer config of this integration was applied meanwhile
         if fires:
             plan = Plan(
@@ -323,6 +331,8 @@ class Scheduler:
     async def _apply_msg(self, msg: Msg, prefix: str) -> None:
         key = msg.subject[len(prefix) :]
         revision = msg.metadata.sequence.stream
+        if revision <= self._applied.get(key, 0):
+            return  # the load already applied this key at this revision or a newer one
         try:
             operation = (msg.headers or {}).get("KV-Operation")
             config = None
