@@ -118,6 +118,14 @@ async def _record(it: Integration, key: str) -> RunRecord | None:
     return RunRecord.from_bytes(entry.value) if entry.value else None
 
 
+async def _first_batch_recorded(it: Integration, key: str) -> None:
+    async def recorded() -> bool:
+        record = await _record(it, key)
+        return record is not None and len(record.exported_voucher_ids) > 0
+
+    await _until(recorded, what="the first batch in the run ledger")
+
+
 async def _assert_exactly_once(it: Integration, expected_clients: list[str]) -> None:
     posted = Counter(p["clientId"] for p in await it.postings())
     assert sorted(posted) == sorted(expected_clients)
@@ -201,11 +209,7 @@ async def test_a_dispatcher_killed_between_batches_resumes_from_the_run_ledger(
     await _faults(integration, latency={"seconds": 1.0})
     request = await _period_request(integration)
 
-    async def one_batch_recorded() -> bool:
-        record = await _record(integration, request.idempotency_key)
-        return record is not None and len(record.exported_voucher_ids) > 0
-
-    await _until(one_batch_recorded, what="the first batch in the run ledger")
+    await _first_batch_recorded(integration, request.idempotency_key)
     await _crash_and_resume(stack, integration, clients, request.idempotency_key)
 
 
@@ -216,11 +220,7 @@ async def test_sigterm_lets_the_run_finish_within_the_grace_period_or_leaves_it_
     await _faults(integration, latency={"seconds": 0.5})
     request = await _period_request(integration)
 
-    async def one_batch_recorded() -> bool:
-        record = await _record(integration, request.idempotency_key)
-        return record is not None and len(record.exported_voucher_ids) > 0
-
-    await _until(one_batch_recorded, what="the first batch in the run ledger")
+    await _first_batch_recorded(integration, request.idempotency_key)
     dispatcher = stack.service("dispatcher")
     started = asyncio.get_running_loop().time()
     await dispatcher.stop(grace=GRACE_SECONDS + 5)
@@ -239,11 +239,7 @@ async def test_a_nats_restart_in_the_middle_of_an_export_loses_nothing_and_dupli
     await _faults(integration, latency={"seconds": 0.7})
     request = await _period_request(integration)
 
-    async def one_batch_recorded() -> bool:
-        record = await _record(integration, request.idempotency_key)
-        return record is not None and len(record.exported_voucher_ids) > 0
-
-    await _until(one_batch_recorded, what="the first batch in the run ledger")
+    await _first_batch_recorded(integration, request.idempotency_key)
     await stack.nats.restart()
     await _faults(integration, latency=None)
     [result] = await _one_result_per_request(integration, timeout=90)
