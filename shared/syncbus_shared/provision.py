@@ -141,6 +141,13 @@ def bucket_configs(settings: TopologySettings) -> list[KeyValueConfig]:
             replicas=r,
             description="Health-check calls spent per integration, per hour and month.",
         ),
+        KeyValueConfig(
+            bucket=t.KV_EXPORTED_VOUCHERS,
+            history=1,
+            replicas=r,
+            description="Voucher ledger: <integration>.<period>.<voucher> -> claimed or exported, "
+            "by which key.",
+        ),
     ]
 
 

@@ -56,7 +56,15 @@ async def stage_vouchers(
 
 async def read_period(js: JetStreamContext, integration_id: str, period_id: str) -> list[Voucher]:
     """Every voucher staged for this integration and period, in staging order."""
-    subject = t.ledger_period_subject(integration_id, period_id)
+    return await _read(js, t.ledger_period_subject(integration_id, period_id))
+
+
+async def read_staged(js: JetStreamContext, integration_id: str) -> list[Voucher]:
+    """Every voucher staged for this integration, in any period, in staging order."""
+    return await _read(js, t.ledger_integration_subject(integration_id))
+
+
+async def _read(js: JetStreamContext, subject: str) -> list[Voucher]:
     sub = await js.pull_subscribe(
         subject,
         stream=t.STREAM_LEDGER,

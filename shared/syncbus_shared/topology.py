@@ -25,6 +25,8 @@ KV_SCHEDULE_STATE = "schedule-state"
 KV_HEALTH = "integration-health"
 KV_PROBE_BUDGET = "probe-budget"
 """Health-check calls spent per integration (probes and warm-ups), per hour and month."""
+KV_EXPORTED_VOUCHERS = "exported-vouchers"
+"""Voucher-level ledger: each voucher is posted at most once per integration, whatever the key."""
 
 # --- queue groups (one member of each handles a message) ------------------------------------
 QUEUE_CREDENTIALS = "credentials"
@@ -65,8 +67,18 @@ def ledger_voucher_subject(integration_id: str, period_id: str, voucher_id: str)
     return f"ledger.{integration_id}.{encode_token(period_id)}.{encode_token(voucher_id)}"
 
 
+def ledger_integration_subject(integration_id: str) -> str:
+    """Every voucher staged for one integration, in any period (a filter: ends with `>`)."""
+    return f"ledger.{integration_id}.>"
+
+
 def credentials_subject(integration_id: str) -> str:
     return f"credentials.get.{integration_id}"
+
+
+def credentials_invalidate_subject(integration_id: str) -> str:
+    """Drop one integration's cached secret in every credential service replica."""
+    return f"credentials.invalidate.{integration_id}"
 
 
 def health_subject(integration_id: str) -> str:
@@ -113,3 +125,4 @@ WARMUP_FILTER = "sync.warmup.*"
 RESULT_FILTER = "sync.result.*"
 HEALTH_RECHECK_FILTER = "health.recheck.*"
 CREDENTIALS_FILTER = "credentials.get.*"
+CREDENTIALS_INVALIDATE_FILTER = "credentials.invalidate.*"

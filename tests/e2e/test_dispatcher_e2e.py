@@ -16,7 +16,6 @@ from syncbus_shared.contracts import (
     HealthState,
     HealthStatus,
     SyncRequest,
-    SyncScope,
     SyncStatus,
     WarmUp,
 )
@@ -178,24 +177,6 @@ async def test_a_body_that_chokes_a_json_parser_is_rejected_and_the_next_request
     assert rejected.error is not None
     assert says in rejected.error.message
     assert served.status is SyncStatus.SUCCEEDED
-
-
-async def test_an_incremental_request_is_refused_with_a_reason_until_the_dispatcher_supports_it(
-    integration: Integration,
-):
-    await _stage(integration, 1)
-    await integration.publish(
-        SyncRequest(
-            integration_id=integration.id,
-            scope=SyncScope.STAGED,
-            idempotency_key=f"{integration.id}:2026-12-03T09:00:00Z",
-        )
-    )
-    [result] = await integration.wait_results(1)
-    assert result.status is SyncStatus.REJECTED
-    assert result.error is not None
-    assert "not supported" in result.error.message
-    assert await integration.postings() == []
 
 
 async def test_a_request_whose_body_names_another_integration_is_rejected_and_posts_nothing(

@@ -4,6 +4,11 @@ After each batch the vendor confirmed, the voucher ids go into the run ledger, s
 resumed (by this or another dispatcher, after a crash) sends only what is not confirmed. When the
 vendor's answer was ambiguous (the request was sent, the answer lost), the vouchers are looked up
 at the vendor by their natural key before anything is sent again.
+
+Which vouchers a run sends is decided with the voucher ledger (`voucher_ledger.py`): each voucher
+is posted at most once per integration, whatever key asks, so an incremental run (`scope:
+staged`) exports only what no run exported yet, and a period run leaves out what incremental
+runs already posted.
 """
 
 from __future__ import annotations
@@ -16,7 +21,15 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from syncbus_adapters import AdapterError, BatchReceipt
-from syncbus_shared.contracts import ErrorClass, IntegrationConfig, SyncRequest, Voucher
+from syncbus_shared.contracts import (
+    ErrorClass,
+    IntegrationConfig,
+    RunState,
+    SyncRequest,
+    SyncScope,
+    Voucher,
+    utc_now,
+)
 from syncbus_shared.credentials_client import CredentialUnavailableError
 from syncbus_shared.logs import get_logger
 
@@ -25,6 +38,7 @@ from .retry import backoff_delay
 from .run_ledger import Claim, ClaimOutcome, RunLedger
 from .sessions import SessionPool, VendorSession
 from .settings import DispatcherSettings
+from .voucher_ledger import VoucherBusyError, VoucherLedger
 
 log = get_logger()
 
@@ -55,6 +69,12 @@ class RunPlan:
     """What a run is to export: the vouchers of the request, with their totals."""
 
     vouchers: tuple[Voucher, ...]
+    confirmed: frozenset[str] = frozenset()
+    """Of `vouchers`, those this key exported already: never sent again."""
+    to_look_up: frozenset[str] = frozenset()
+    """Of `vouchers`, those a run that is over may have sent: looked up before sending."""
+    already_exported: int = 0
+    """Vouchers asked for but left out: another key's run exported them."""
 
     @property
     def lines(self) -> int:
@@ -87,12 +107,49 @@ class Exporter:
     ledger: RunLedger
     sessions: SessionPool
     load_period: Callable[[str, str], Coroutine[Any, Any, list[Voucher]]]
+    load_staged: Callable[[str], Coroutine[Any, Any, list[Voucher]]]
+    voucher_ledger: VoucherLedger
+    busy_retry_seconds: float = 5.0
     cold_starts: int = 0
     _first_call_ms: dict[str, float] = field(default_factory=dict)
 
-    async def plan(self, request: SyncRequest, config: IntegrationConfig) -> RunPlan:
+    async def plan(self, request: SyncRequest, config: IntegrationConfig, claim: Claim) -> RunPlan:
+        asked, period = await self._asked_for(request, config)
+        try:
+            selection = await self.voucher_ledger.select(
+                config.integration_id,
+                request.idempotency_key,
+                asked,
+                confirmed_by_run=claim.record.exported_voucher_ids,
+                is_alive=self._run_is_alive,
+                period_id=period,
+            )
+        except VoucherBusyError as exc:
+            raise RunDeferredError(self.busy_retry_seconds, str(exc)) from exc
+        if selection.already_exported:
+            log.info(
+                "dispatcher.vouchers_already_exported",
+                key=request.idempotency_key,
+                left_out=len(selection.already_exported),
+            )
+        return RunPlan(
+            tuple(selection.mine),
+            confirmed=frozenset(selection.confirmed),
+            to_look_up=frozenset(selection.to_look_up),
+            already_exported=len(selection.already_exported),
+        )
+
+    async def _asked_for(
+        self, request: SyncRequest, config: IntegrationConfig
+    ) -> tuple[list[Voucher], str | None]:
+        """The vouchers the request names, and the period the voucher ledger can narrow to."""
         if request.vouchers is not None:
-            return RunPlan(tuple(request.vouchers))
+            return list(request.vouchers), None
+        if request.scope is SyncScope.STAGED:
+            # Everything staged for the integration; the voucher ledger leaves out what any
+            # run exported. Nothing new is a success with no vouchers, not a failure: the next
+            # fire has its own key.
+            return await self.load_staged(config.integration_id), None
         assert request.period_id is not None
         vouchers = await self.load_period(config.integration_id, request.period_id)
         if not vouchers:
@@ -104,7 +161,14 @@ class Exporter:
                 "the key stays unused: stage them, then replay this request "
                 "(syncbus dlq list / syncbus dlq replay)",
             )
-        return RunPlan(tuple(vouchers))
+        return vouchers, request.period_id
+
+    async def _run_is_alive(self, key: str, voucher_id: str) -> bool:
+        """May the run of `key` still send this voucher? (Its claim is live, and it is not done.)"""
+        record = await self.ledger.get(key)
+        if record is None or record.state is not RunState.CLAIMED:
+            return False
+        return record.lease_until > utc_now() and voucher_id not in record.exported_voucher_ids
 
     async def run(
         self,
@@ -113,6 +177,10 @@ class Exporter:
         plan: RunPlan,
         progress: ProgressFn,
     ) -> RunOutcome:
+        if not plan.vouchers:
+            # Nothing left to send (an incremental fire with nothing new, or a period that
+            # other keys exported already): no credential, no vendor call.
+            return RunOutcome(vendor_refs=(), started_warm=False, cold_start=False)
         await self.sessions.wait_for_warmup(
             config.integration_id, self.settings.warmup_wait_seconds
         )
@@ -121,17 +189,22 @@ class Exporter:
         session = await self._session(config, refresh=False)
         vouchers = plan.vouchers
         key = claim.record.idempotency_key
-        done = set(claim.record.exported_voucher_ids)
+        done = set(claim.record.exported_voucher_ids) | plan.confirmed
         pending = [v for v in vouchers if v.voucher_id not in done]
         probe = _CallTimer()
         resumed_confirmed = 0
-        if claim.outcome is ClaimOutcome.RESUMED and pending:
+        resumed = claim.outcome is ClaimOutcome.RESUMED
+        suspect = [v for v in pending if resumed or v.voucher_id in plan.to_look_up]
+        if suspect:
             # The previous owner may have sent a batch whose answer it never saw.
-            found = await probe.time(session.adapter.lookup([v.voucher_id for v in pending]))
+            found = await probe.time(session.adapter.lookup([v.voucher_id for v in suspect]))
             if found:
-                ids = tuple(v.voucher_id for v in pending if v.voucher_id in found)
+                ids = tuple(v.voucher_id for v in suspect if v.voucher_id in found)
                 refs = tuple(ref for vid in ids for ref in found[vid])
                 await self.ledger.record_exported(claim, ids, refs)
+                await self.voucher_ledger.mark_exported(
+                    config.integration_id, key, [v for v in suspect if v.voucher_id in found]
+                )
                 pending = [v for v in pending if v.voucher_id not in found]
                 resumed_confirmed = len(ids)
                 log.info("dispatcher.resume_reconciled", key=key, confirmed=len(ids))
@@ -146,7 +219,11 @@ class Exporter:
         for index, batch in enumerate(batches, start=1):
             receipt, session = await self._send(session, config, batch, probe)
             await self.ledger.record_exported(claim, receipt.voucher_ids, receipt.vendor_refs)
-            confirmed = len(claim.record.exported_voucher_ids)
+            sent = set(receipt.voucher_ids)
+            await self.voucher_ledger.mark_exported(
+                config.integration_id, key, [v for v in batch if v.voucher_id in sent]
+            )
+            confirmed = len(set(claim.record.exported_voucher_ids) | plan.confirmed)
             await progress(index, total_batches, confirmed, len(vouchers))
         session.last_call_at = time.monotonic()
         cold = probe.first_ms is not None and probe.first_ms > self.settings.cold_start_threshold_ms

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from syncbus_shared import topology as t
-from syncbus_shared.contracts import SyncRequest, SyncScope
+from syncbus_shared.contracts import SyncRequest
 from syncbus_shared.dlq import REPLAY_SUFFIX
 from syncbus_shared.keys import is_integration_id
 
@@ -94,13 +94,6 @@ def read_request(
         return reject(
             f"the subject names integration {subject_integration!r} but the body names "
             f"{request.integration_id!r}"
-        )
-    if request.scope is SyncScope.STAGED and not request.vouchers:
-        # Incremental exports need a voucher-level ledger across keys, which the dispatcher
-        # does not keep yet; refusing says so, instead of exporting the wrong set.
-        return reject(
-            "scope `staged` (incremental schedules) is not supported by this dispatcher yet; "
-            "use a period schedule, or send the vouchers inline"
         )
     msg_id = (headers or {}).get("Nats-Msg-Id")
     if msg_id is not None and not is_own_msg_id(msg_id, request.idempotency_key):

@@ -52,13 +52,14 @@ from syncbus_shared.integrations import get_integration
 from syncbus_shared.logs import get_logger
 from syncbus_shared.probe_budget import ProbeBudget, budget_limits
 from syncbus_shared.settings import NatsSettings, ServiceSettings, TopologySettings
-from syncbus_shared.staging import read_period
+from syncbus_shared.staging import read_period, read_staged
 
 from .export import Exporter, RunDeferredError, RunFailedError, RunPlan
 from .intake import Rejection, read_request
 from .run_ledger import Claim, ClaimOutcome, LeaseLostError, RunLedger
 from .sessions import SessionPool
 from .settings import DispatcherSettings
+from .voucher_ledger import VoucherLedger
 
 log = get_logger()
 
@@ -306,8 +307,9 @@ class Dispatcher:
         }
         plan = RunPlan(())
         try:
-            plan = await self.exporter.plan(request, config)
+            plan = await self.exporter.plan(request, config, claim)
             base.update(
+                already_exported=plan.already_exported,
                 vouchers=len(plan.vouchers),
                 lines=plan.lines,
                 debit_total=plan.debit,
@@ -502,6 +504,9 @@ def build_app(
         async def load(integration_id: str, period_id: str) -> list[Voucher]:
             return await read_period(js, integration_id, period_id)
 
+        async def load_staged(integration_id: str) -> list[Voucher]:
+            return await read_staged(js, integration_id)
+
         budget = await ProbeBudget.open(js)
         holder["dispatcher"] = Dispatcher(
             nc=nc,
@@ -511,7 +516,12 @@ def build_app(
             ledger=ledger,
             sessions=sessions,
             exporter=Exporter(
-                settings=settings, ledger=ledger, sessions=sessions, load_period=load
+                settings=settings,
+                ledger=ledger,
+                sessions=sessions,
+                load_period=load,
+                load_staged=load_staged,
+                voucher_ledger=VoucherLedger(await js.key_value(t.KV_EXPORTED_VOUCHERS)),
             ),
             budget=budget,
         )

@@ -24,7 +24,7 @@ from .integration import (
     Schedule,
     ScheduleMode,
 )
-from .runs import RunRecord, RunState
+from .runs import RunRecord, RunState, VoucherMark, VoucherState
 from .scheduler import (
     BackfillReply,
     BackfillRequest,
@@ -78,6 +78,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         VendorHealthMode,
         Voucher,
         VoucherLine,
+        VoucherMark,
         WarmUp,
     )
 }
@@ -125,6 +126,8 @@ __all__ = [
     "VendorHealthMode",
     "Voucher",
     "VoucherLine",
+    "VoucherMark",
+    "VoucherState",
     "WarmUp",
     "new_request_id",
     "utc_now",

@@ -1,4 +1,5 @@
-"""The durable run ledger entry in KV `sync-runs`, one per idempotency key."""
+"""The durable ledgers: KV `sync-runs` (one entry per idempotency key) and KV
+`exported-vouchers` (one entry per staged voucher and integration)."""
 
 from __future__ import annotations
 
@@ -30,4 +31,26 @@ class RunRecord(Message):
     vendor_refs: tuple[str, ...] = ()
     result: SyncResult | None = None
     claimed_at: Instant = Field(default_factory=utc_now)
+    updated_at: Instant = Field(default_factory=utc_now)
+
+
+class VoucherState(StrEnum):
+    CLAIMED = "claimed"
+    """A run holds the voucher: it may be sending it now, or may have sent it and died."""
+    EXPORTED = "exported"
+    """The vendor confirmed it (or a lookup found it): no key will send it again."""
+
+
+class VoucherMark(Message):
+    """One voucher's entry in the voucher ledger, keyed `<integration>.<period>.<voucher>`.
+
+    A voucher is posted at most once per integration, whatever key asks for it: the period
+    runs and the incremental (`scope: staged`) runs of an integration share these marks.
+    """
+
+    type: Literal["syncbus.voucher_mark.v1"] = "syncbus.voucher_mark.v1"
+    integration_id: str
+    voucher_id: str
+    state: VoucherState
+    idempotency_key: str = Field(description="The key whose run claimed or exported it.")
     updated_at: Instant = Field(default_factory=utc_now)

@@ -173,6 +173,12 @@ class SyncResult(Message):
     debit_total: Amount = Decimal(0)
     credit_total: Amount = Decimal(0)
     vendor_refs: tuple[str, ...] = ()
+    already_exported: int = Field(
+        default=0,
+        ge=0,
+        description="Vouchers left out because another key's run exported them already (the "
+        "voucher ledger: each voucher is posted at most once per integration).",
+    )
     error: ErrorInfo | None = None
     duplicate_of: str | None = Field(
         default=None, description="For `duplicate`: the request id whose run owns the key."
