@@ -10,7 +10,14 @@ from typing import Annotated
 
 import typer
 
-from . import app_commands, asyncapi_command, dlq_commands, health_command, schedule_commands
+from . import (
+    app_commands,
+    apply_command,
+    asyncapi_command,
+    dlq_commands,
+    health_command,
+    schedule_commands,
+)
 from . import demo as demo_module
 from .common import NatsUrl, cli_connect, err, run_or_fail
 from .import_saft import import_saft
@@ -92,6 +99,7 @@ health_command.register(app)
 asyncapi_command.register(app)
 app_commands.register(app)
 schedule_commands.register(app)
+apply_command.register(app)
 
 
 @app.command()

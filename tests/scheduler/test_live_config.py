@@ -204,3 +204,46 @@ async def test_configs_already_in_the_bucket_are_planned_before_the_scheduler_sa
     assert status.loaded
     assert status.schedules == 599
     assert status.paused == 1
+
+
+async def test_a_schedule_changed_with_syncbus_apply_is_planned_afresh_without_a_restart(
+    nats_server, nc: Client, jetstream: JetStreamContext, unique_id, tmp_path
+):
+    import asyncio  # noqa: PLC0415
+
+    from typer.testing import CliRunner  # noqa: PLC0415
+
+    from syncbus_cli.main import app  # noqa: PLC0415
+
+    integration_id = unique_id("live")
+    scheduler = await make_scheduler(nc, jetstream)
+    kv = await jetstream.key_value(t.KV_INTEGRATIONS)
+
+    def declare(cron: str) -> str:
+        path = tmp_path / "integrations.yaml"
+        path.write_text(
+            "integrations:\n"
+            f"  - integration_id: {integration_id}\n"
+            "    vendor: xledger\n"
+            "    endpoint: https://demo.xledger.net/graphql\n"
+            f"    credentials_path: integrations/{integration_id}\n"
+            f'    schedule: {{cron: "{cron}", timezone: Europe/Oslo}}\n',
+            encoding="utf-8",
+        )
+        return str(path)
+
+    async def apply(cron: str) -> None:
+        done = await asyncio.to_thread(
+            CliRunner().invoke, app, ["apply", "-f", declare(cron), "--nats-url", nats_server.url]
+        )
+        assert done.exit_code == 0, done.output
+        await scheduler.wait_applied(integration_id, (await kv.get(integration_id)).revision)
+
+    async with Running(scheduler, jetstream):
+        await apply("0 0 1 1 *")
+        yearly = scheduler.plans[integration_id].scheduled_for().astimezone(OSLO)
+        await apply("5 2 1 * *")
+        monthly = scheduler.plans[integration_id].scheduled_for().astimezone(OSLO)
+
+    assert (yearly.month, yearly.day, yearly.hour, yearly.minute) == (1, 1, 0, 0)
+    assert (monthly.day, monthly.hour, monthly.minute) == (1, 2, 5)
