@@ -42,24 +42,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from syncbus_fakes.control import bad as _bad
+from syncbus_fakes.control import fault_routes
+from syncbus_fakes.control import json_object as _object
+
 from .errors import ExactJSONResponse
-from .faults import FaultConfigError
 from .service import BusinessCentralFake
 from .settings import FULL_ACCESS_ROLE
-
-
-def _bad(message: str) -> Response:
-    return JSONResponse({"error": message}, status_code=400)
-
-
-async def _object(request: Request) -> dict[str, Any] | Response:
-    try:
-        body = await request.json()
-    except ValueError:
-        return _bad("the body must be a JSON object")
-    if not isinstance(body, dict):
-        return _bad("the body must be a JSON object")
-    return body
 
 
 def _client_id(body: dict[str, Any]) -> str | Response | None:
@@ -172,19 +161,6 @@ def control_routes(fake: BusinessCentralFake) -> list[Route]:
             return client_id
         return JSONResponse({"before": fake.issuer.expire(client_id)})
 
-    async def get_faults(_: Request) -> Response:
-        return JSONResponse(fake.describe())
-
-    async def set_faults(request: Request) -> Response:
-        body = await _object(request)
-        if isinstance(body, Response):
-            return body
-        try:
-            fake.configure(body)
-        except FaultConfigError as exc:
-            return _bad(f"{exc} (known: {', '.join(fake.describe()['known'])})")
-        return JSONResponse(fake.describe())
-
     async def set_accounts(request: Request) -> Response:
         body = await _object(request)
         if isinstance(body, Response):
@@ -211,7 +187,6 @@ def control_routes(fake: BusinessCentralFake) -> list[Route]:
         Route("/_fake/clients/remove", remove_client, methods=["POST"]),
         Route("/_fake/tokens/revoke", revoke, methods=["POST"]),
         Route("/_fake/tokens/expire", expire, methods=["POST"]),
-        Route("/_fake/faults", get_faults, methods=["GET"]),
-        Route("/_fake/faults", set_faults, methods=["POST"]),
+        *fault_routes(fake),
         Route("/_fake/accounts", set_accounts, methods=["POST"]),
     ]

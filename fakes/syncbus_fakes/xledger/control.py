@@ -24,28 +24,15 @@ Token values are never echoed, logged or kept (only their digests are).
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .faults import FaultConfigError
+from syncbus_fakes.control import bad as _bad
+from syncbus_fakes.control import fault_routes
+from syncbus_fakes.control import json_object as _object
+
 from .service import XledgerFake
-
-
-def _bad(message: str) -> Response:
-    return JSONResponse({"error": message}, status_code=400)
-
-
-async def _object(request: Request) -> dict[str, Any] | Response:
-    try:
-        body = await request.json()
-    except ValueError:
-        return _bad("the body must be a JSON object")
-    if not isinstance(body, dict):
-        return _bad("the body must be a JSON object")
-    return body
 
 
 def control_routes(fake: XledgerFake) -> list[Route]:
@@ -87,19 +74,6 @@ def control_routes(fake: XledgerFake) -> list[Route]:
             return _bad('give the token as {"token": "..."}')
         return JSONResponse({"revoked": fake.tokens.revoke(token), "tokens": len(fake.tokens)})
 
-    async def get_faults(_: Request) -> Response:
-        return JSONResponse(fake.describe())
-
-    async def set_faults(request: Request) -> Response:
-        body = await _object(request)
-        if isinstance(body, Response):
-            return body
-        try:
-            fake.configure(body)
-        except FaultConfigError as exc:
-            return _bad(str(exc))
-        return JSONResponse(fake.describe())
-
     async def set_accounts(request: Request) -> Response:
         body = await _object(request)
         if isinstance(body, Response):
@@ -122,7 +96,6 @@ def control_routes(fake: XledgerFake) -> list[Route]:
         Route("/_fake/reset", reset, methods=["POST"]),
         Route("/_fake/tokens", add_token, methods=["POST"]),
         Route("/_fake/tokens/revoke", revoke_token, methods=["POST"]),
-        Route("/_fake/faults", get_faults, methods=["GET"]),
-        Route("/_fake/faults", set_faults, methods=["POST"]),
+        *fault_routes(fake),
         Route("/_fake/accounts", set_accounts, methods=["POST"]),
     ]

@@ -34,69 +34,31 @@ hits only some requests). The registry picks it up; the control API accepts it b
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import Enum
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.requests import Request
+from pydantic import Field
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from syncbus_fakes.server import DropConnection, connection_control
+from syncbus_fakes import faults as common
+from syncbus_fakes.faults import FaultConfigError, FaultContext, Stage, hold
+from syncbus_fakes.server import DropConnection
 
 from .errors import CREDITS_MESSAGE, INSUFFICIENT_CREDITS, TIMEOUT_MESSAGE, error_body
 from .limits import xledger_local
 
-
-class Stage(Enum):
-    ARRIVAL = "arrival"
-    AUTHENTICATED = "authenticated"
-    BEFORE_EXECUTE = "before_execute"
-    AFTER_COMMIT = "after_commit"
+__all__ = ["Fault", "FaultBoard", "FaultConfigError", "FaultContext", "Stage"]
 
 
-@dataclass
-class FaultContext:
-    """What a fault may look at."""
+class Fault(common.Fault):
+    """The Xledger fake's faults (their own registry)."""
 
-    request: Request
-    operation: str
-    idle_seconds: float | None
-    """Seconds since the previous GraphQL request; None for the first one."""
+    registry: ClassVar[dict[str, type[common.Fault]]] = {}
 
 
-class Fault(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: ClassVar[str]
-    stage: ClassVar[Stage]
-    registry: ClassVar[dict[str, type[Fault]]] = {}
-
-    count: int | None = Field(default=None, ge=1, description="Requests to hit; null = all.")
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "name" in cls.__dict__:
-            Fault.registry[cls.name] = cls
-
-    def applies(self, ctx: FaultContext) -> bool:  # noqa: ARG002 - the default hits every request
-        return True
-
-    async def act(self, ctx: FaultContext) -> Response | None:
-        """Do the fault; return a response to answer with instead of the fake's own."""
-        raise NotImplementedError
-
-
-async def _hold(ctx: FaultContext, seconds: float) -> bool:
-    """Wait `seconds`, or less if the client goes away; True if it went away."""
-    control = connection_control(ctx.request.scope)
-    if control is None:
-        await asyncio.sleep(seconds)
-        return False
-    return await control.wait_disconnected(seconds)
+class FaultBoard(common.FaultBoard):
+    def __init__(self) -> None:
+        super().__init__(Fault.registry)
 
 
 def _timed_out() -> Response:
@@ -122,30 +84,12 @@ class HttpError(Fault):
         )
 
 
-class Latency(Fault):
+class Latency(common.LatencyFault, Fault):
     name: ClassVar[str] = "latency"
-    stage: ClassVar[Stage] = Stage.AUTHENTICATED
-
-    seconds: float = Field(ge=0)
-
-    async def act(self, ctx: FaultContext) -> Response | None:  # noqa: ARG002
-        await asyncio.sleep(self.seconds)
-        return None
 
 
-class ColdStart(Fault):
+class ColdStart(common.ColdStartFault, Fault):
     name: ClassVar[str] = "cold_start"
-    stage: ClassVar[Stage] = Stage.AUTHENTICATED
-
-    idle_seconds: float = Field(default=300.0, ge=0)
-    extra_seconds: float = Field(default=2.0, ge=0)
-
-    def applies(self, ctx: FaultContext) -> bool:
-        return ctx.idle_seconds is None or ctx.idle_seconds >= self.idle_seconds
-
-    async def act(self, ctx: FaultContext) -> Response | None:  # noqa: ARG002
-        await asyncio.sleep(self.extra_seconds)
-        return None
 
 
 class InsufficientCredits(Fault):
@@ -173,7 +117,7 @@ class Stall(Fault):
     count: int | None = Field(default=1, ge=1)
 
     async def act(self, ctx: FaultContext) -> Response | None:
-        await _hold(ctx, self.seconds)
+        await hold(ctx, self.seconds)
         return _timed_out()
 
 
@@ -195,63 +139,5 @@ class StallAfterCommit(Fault):
     count: int | None = Field(default=1, ge=1)
 
     async def act(self, ctx: FaultContext) -> Response | None:
-        await _hold(ctx, self.seconds)
+        await hold(ctx, self.seconds)
         return _timed_out()
-
-
-class FaultConfigError(ValueError):
-    pass
-
-
-class FaultBoard:
-    """The faults switched on now, and how often each has hit."""
-
-    def __init__(self) -> None:
-        self._active: dict[str, Fault] = {}
-        self.hits: dict[str, int] = {}
-
-    def configure(self, changes: Mapping[str, Any]) -> None:
-        """Install (`{name: params}`) or clear (`{name: null}`) faults; all or nothing."""
-        staged = dict(self._active)
-        for name, params in changes.items():
-            kind = Fault.registry.get(name)
-            if kind is None:
-                known = ", ".join(sorted(Fault.registry))
-                raise FaultConfigError(f"unknown fault {name!r} (known: {known})")
-            if params is None:
-                staged.pop(name, None)
-                continue
-            if not isinstance(params, dict):
-                raise FaultConfigError(f"fault {name!r} takes an object of parameters or null")
-            try:
-                staged[name] = kind.model_validate(params)
-            except ValidationError as exc:
-                raise FaultConfigError(f"fault {name!r}: {_first_problem(exc)}") from None
-        self._active = staged
-
-    def clear(self) -> None:
-        self._active.clear()
-        self.hits.clear()
-
-    def describe(self) -> dict[str, Any]:
-        return {name: fault.model_dump() for name, fault in self._active.items()}
-
-    async def run(self, stage: Stage, ctx: FaultContext) -> Response | None:
-        for name, fault in list(self._active.items()):
-            if fault.stage is not stage or not fault.applies(ctx):
-                continue
-            self.hits[name] = self.hits.get(name, 0) + 1
-            if fault.count is not None:
-                fault.count -= 1
-                if fault.count <= 0:
-                    self._active.pop(name, None)
-            response = await fault.act(ctx)
-            if response is not None:
-                return response
-        return None
-
-
-def _first_problem(exc: ValidationError) -> str:
-    problem = exc.errors(include_input=False)[0]
-    where = ".".join(str(part) for part in problem["loc"]) or "parameters"
-    return f"{where}: {problem['msg']}"
