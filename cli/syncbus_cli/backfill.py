@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 from typing import Any
 
 from nats.js.api import DeliverPolicy
@@ -14,18 +15,38 @@ from syncbus_shared.contracts import BackfillReply, BackfillRequest, SyncResult,
 from .common import cli_connect
 
 
-def _line(key: str, result: SyncResult | None, note: str = "") -> str:
-    if result is None:
-        return f"{key}  {note}".rstrip()
-    text = f"{key}  {result.status.value}  {result.vouchers} vouchers  {result.lines} lines"
-    if result.error is not None:
-        text += f"  ({result.error.error_class.value}: {result.error.message})"
-    return text
+@dataclass(frozen=True)
+class BackfillRow:
+    """One period of a backfill: its key and its result, or a note on why there is none."""
+
+    idempotency_key: str
+    result: SyncResult | None = None
+    note: str = ""
+
+    def line(self) -> str:
+        result = self.result
+        if result is None:
+            return f"{self.idempotency_key}  {self.note}".rstrip()
+        text = (
+            f"{self.idempotency_key}  {result.status.value}  {result.vouchers} vouchers  "
+            f"{result.lines} lines"
+        )
+        if result.error is not None:
+            text += f"  ({result.error.error_class.value}: {result.error.message})"
+        return text
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "idempotency_key": self.idempotency_key,
+            "status": self.result.status.value if self.result else None,
+            "note": self.note or None,
+            "result": self.result.model_dump(mode="json") if self.result else None,
+        }
 
 
 async def run_backfill(
     nats_url: str, integration: str, first: str, last: str, *, timeout: float, wait: bool
-) -> tuple[list[str], bool]:
+) -> tuple[list[BackfillRow], bool]:
     request = BackfillRequest(integration_id=integration, from_period=first, to_period=last)
     nc = await cli_connect(nats_url, "syncbus-backfill")
     results: dict[str, SyncResult] = {}
@@ -58,18 +79,22 @@ async def run_backfill(
         await sub.unsubscribe()
     finally:
         await nc.close()
-    lines = []
+    rows: list[BackfillRow] = []
     ok = True
     for fired in reply.fired:
         result = results.get(fired.idempotency_key)
         if fired.duplicate:
-            lines.append(_line(fired.idempotency_key, None, "already requested (see its result)"))
+            rows.append(
+                BackfillRow(fired.idempotency_key, note="already requested (see its result)")
+            )
         elif not wait:
-            lines.append(_line(fired.idempotency_key, None, "requested"))
+            rows.append(BackfillRow(fired.idempotency_key, note="requested"))
         elif result is None:
             ok = False
-            lines.append(_line(fired.idempotency_key, None, f"no result within {timeout:.0f} s"))
+            rows.append(
+                BackfillRow(fired.idempotency_key, note=f"no result within {timeout:.0f} s")
+            )
         else:
             ok = ok and result.status in (SyncStatus.SUCCEEDED, SyncStatus.DUPLICATE)
-            lines.append(_line(fired.idempotency_key, result))
-    return lines, ok
+            rows.append(BackfillRow(fired.idempotency_key, result))
+    return rows, ok

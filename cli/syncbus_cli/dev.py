@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 from syncbus_devstack import Stack, run_dev_stack
@@ -25,12 +27,38 @@ async def _configure(stack: Stack) -> list[str]:
     ]
 
 
-async def run_dev(state_dir: Path, *, nats_port: int | None = None, fresh: bool = False) -> None:
+def ready_json(stack: Stack) -> dict[str, object]:
+    """What `syncbus dev --json` prints once the stack is up: where everything runs."""
+    return {
+        "ready": True,
+        "nats_url": stack.nats_url,
+        "vault_url": stack.vault_url,
+        "fakes": dict(stack.fake_urls),
+        "integration": DEMO_INTEGRATION,
+    }
+
+
+async def run_dev(
+    state_dir: Path, *, nats_port: int | None = None, fresh: bool = False, as_json: bool = False
+) -> None:
+    """With `as_json`, stdout gets one JSON object when the stack is ready (for scripts that
+    start it), and the human lines go to stderr."""
+
+    async def ready(stack: Stack) -> list[str]:
+        lines = await _configure(stack)
+        if as_json:
+            sys.stdout.write(json.dumps(ready_json(stack)) + "\n")
+            sys.stdout.flush()
+        return lines
+
+    def out(line: str) -> None:
+        print(line, flush=True, file=sys.stderr if as_json else sys.stdout)
+
     await run_dev_stack(
         state_dir,
         **demo_stack_options(),
         nats_port=nats_port,
         fresh=fresh,
-        on_ready=_configure,
-        out=lambda line: print(line, flush=True),
+        on_ready=ready,
+        out=out,
     )

@@ -149,6 +149,7 @@ def vendor_mode(
     mode: Annotated[HealthMode, typer.Argument(help="active or passive.")],
     reason: Annotated[str, typer.Option(help="Why (shown by `syncbus health`).")] = "",
     nats_url: NatsUrl = DEFAULT_NATS_URL,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Switch every integration of one vendor to passive, or back to active."""
     from syncbus_health_monitor.status import set_vendor_mode  # noqa: PLC0415
@@ -157,7 +158,10 @@ def vendor_mode(
         await set_vendor_mode(nc.jetstream(), vendor, mode, reason)
 
     run_or_fail(_with_nats(nats_url, work), "health vendor-mode")
-    typer.echo(f"vendor {vendor}: {mode.value}")
+    if as_json:
+        typer.echo(json.dumps({"vendor": vendor, "mode": mode.value, "reason": reason or None}))
+    else:
+        typer.echo(f"vendor {vendor}: {mode.value}")
 
 
 @health_app.command("recheck")

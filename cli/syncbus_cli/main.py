@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
+import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -73,6 +75,10 @@ def dev(
         int | None, typer.Option(help="NATS client port (default: a free one).")
     ] = None,
     fresh: Annotated[bool, typer.Option(help="Start from an empty NATS store.")] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print one JSON object (the URLs) when ready; text to stderr."),
+    ] = False,
 ) -> None:
     """Start the whole system on this machine (NATS, OpenBao, fakes, four services) until Ctrl-C."""
     from syncbus_devstack import StackError  # noqa: PLC0415
@@ -83,7 +89,7 @@ def dev(
     configure_logging("syncbus-dev", "WARNING")
     state_dir.mkdir(parents=True, exist_ok=True)
     try:
-        asyncio.run(run_dev(state_dir, nats_port=nats_port, fresh=fresh))
+        asyncio.run(run_dev(state_dir, nats_port=nats_port, fresh=fresh, as_json=as_json))
     except StackError as exc:
         err.print(f"[red]syncbus dev: {exc}[/red]")
         raise typer.Exit(1) from None
@@ -102,8 +108,15 @@ schedule_commands.register(app)
 apply_command.register(app)
 
 
+AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
+def _print_json(data: object) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+
+
 @app.command()
-def provision(nats_url: NatsUrl = "nats://127.0.0.1:4222") -> None:
+def provision(nats_url: NatsUrl = "nats://127.0.0.1:4222", as_json: AsJson = False) -> None:
     """Create or update every stream, consumer and KV bucket (run before the services start)."""
     from syncbus_shared.provision import provision as apply  # noqa: PLC0415
 
@@ -113,6 +126,9 @@ def provision(nats_url: NatsUrl = "nats://127.0.0.1:4222") -> None:
             report = await apply(nc.jetstream())
         finally:
             await nc.close()
+        if as_json:
+            _print_json({"created": report.created, "updated": report.updated})
+            return
         for name in report.created:
             typer.echo(f"created {name}")
         for name in report.updated:
@@ -131,29 +147,38 @@ def backfill(
         float, typer.Option(help="Seconds to wait for the scheduler, and then for the results.")
     ] = 300.0,
     wait: Annotated[bool, typer.Option(help="Wait for each period's result and print it.")] = True,
+    as_json: AsJson = False,
 ) -> None:
     """Export past periods on purpose: each gets its warm-up and its own key, oldest first.
 
     Prints one line per period: its key and, with --wait (the default), the result's status
-    and counts. Exit 0 when every period succeeded (or had succeeded before), 1 otherwise.
+    and counts (with --json one object: `{"ok", "periods": [...]}`). Exit 0 when every period
+    succeeded (or had succeeded before), 1 otherwise or when refused, 2 for a bad period id.
     """
     from pydantic import ValidationError  # noqa: PLC0415
 
     from .backfill import run_backfill  # noqa: PLC0415
 
+    def refuse(message: str, code: int) -> NoReturn:
+        err.print(f"[red]syncbus backfill: {message}[/red]")
+        if as_json:
+            _print_json({"error": message, "exit_code": code})
+        raise typer.Exit(code)
+
     try:
-        lines, ok = run_or_fail(
+        rows, ok = run_or_fail(
             run_backfill(nats_url, integration, first, last, timeout=timeout, wait=wait),
             "backfill",
         )
     except ValidationError as exc:
-        err.print(f"[red]syncbus backfill: {exc.errors()[0]['msg']}[/red]")
-        raise typer.Exit(2) from None
+        refuse(str(exc.errors()[0]["msg"]), 2)
     except ValueError as exc:
-        err.print(f"[red]syncbus backfill: {exc}[/red]")
-        raise typer.Exit(1) from None
-    for line in lines:
-        typer.echo(line)
+        refuse(str(exc), 1)
+    if as_json:
+        _print_json({"ok": ok, "periods": [row.to_json() for row in rows]})
+    else:
+        for row in rows:
+            typer.echo(row.line())
     raise typer.Exit(0 if ok else 1)
 
 
@@ -174,5 +199,8 @@ _SERVICE_MODULES = {
 
 @app.command()
 def run(service: Annotated[Service, typer.Argument(help="Which service to run.")]) -> None:
-    """Run one service in the foreground (configured by SYNCBUS_* environment variables)."""
+    """Run one service in the foreground (configured by SYNCBUS_* environment variables).
+
+    Its output is already for machines: one JSON log line per event, on stdout.
+    """
     importlib.import_module(_SERVICE_MODULES[service]).main()

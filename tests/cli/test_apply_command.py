@@ -252,3 +252,15 @@ def test_the_example_file_in_docs_is_a_valid_declaration():
     example = Path(__file__).parents[2] / "docs" / "integrations.example.yaml"
     configs = read_file(example, known_vendors=available_adapters())
     assert [c.integration_id for c in configs] == ["toyen-xledger", "toyen-bc"]
+
+
+async def test_syncbus_provision_json_lists_what_it_created_and_what_was_up_to_date(
+    nats_server: NatsServer,
+):
+    first = await cli("provision", "--json", "--nats-url", nats_server.url)
+    again = await cli("provision", "--json", "--nats-url", nats_server.url)
+
+    assert first.exit_code == 0, first.output
+    assert "bucket exported-vouchers" in json.loads(first.stdout)["created"]
+    assert json.loads(again.stdout)["created"] == []
+    assert "stream SYNC_REQUESTS" in json.loads(again.stdout)["updated"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -51,6 +52,16 @@ async def test_backfill_prints_each_periods_result_and_refuses_an_empty_period(t
         again = _syncbus(stack.nats_url, "backfill", DEMO_INTEGRATION, "2017-02", "2017-02")
         assert again.returncode == 0
         assert "already requested" in again.stdout
+        as_json = _syncbus(
+            stack.nats_url, "backfill", DEMO_INTEGRATION, "2017-04", "2017-04", "--json"
+        )
+        assert as_json.returncode == 0, as_json.stderr
+        report = json.loads(as_json.stdout)
+        assert report["ok"] is True
+        [period] = report["periods"]
+        assert period["idempotency_key"] == f"{DEMO_INTEGRATION}:2017-04"
+        assert period["status"] == "succeeded"
+        assert period["result"]["lines"] == 44
         bad = _syncbus(stack.nats_url, "backfill", DEMO_INTEGRATION, "2017-13", "2017-14")
         assert bad.returncode == 2
         assert "real year, month" in bad.stderr

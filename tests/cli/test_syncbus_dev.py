@@ -75,3 +75,25 @@ def test_syncbus_dev_on_a_port_in_use_says_so_in_one_line(tmp_path: Path):
     assert len(message) == 1, err
     assert str(port) in message[0]
     assert "Traceback" not in out + err
+
+
+@pytest.mark.e2e
+def test_syncbus_dev_json_prints_one_object_with_the_urls_when_ready(tmp_path: Path):
+    import json  # noqa: PLC0415
+
+    proc = _dev(tmp_path, "--json")
+    assert proc.stdout is not None
+    first = proc.stdout.readline()  # the ready object is stdout's first and only line
+    try:
+        ready = json.loads(first)
+        assert ready["ready"] is True
+        assert ready["nats_url"].startswith("nats://127.0.0.1:")
+        assert ready["vault_url"].startswith("http://127.0.0.1:")
+        assert set(ready["fakes"]) == {"xledger"}
+        assert ready["integration"] == "toyen-xledger"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert out == ""  # everything else went to stderr
+    assert "stopped." in err
