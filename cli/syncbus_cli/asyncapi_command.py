@@ -96,6 +96,7 @@ RECEIVED: dict[str, Received] = {
     t.REQUEST_FILTER: Received(SyncRequest),
     t.WARMUP_FILTER: Received(WarmUp),
     t.CREDENTIALS_FILTER: Received(CredentialRequest, CredentialResponse),
+    t.CREDENTIALS_INVALIDATE_FILTER: Received(None),  # an empty message (empty reply if asked)
     t.SCHEDULER_BACKFILL: Received(BackfillRequest, BackfillReply),
     t.SCHEDULER_TRIGGER: Received(TriggerRequest, TriggerReply),
     t.SCHEDULER_STATUS: Received(None, SchedulerStatus),  # an empty request, many replies

@@ -5,6 +5,7 @@ binaries.py     finding nats-server and bao (venv bin/ first, then PATH)
 ports.py        a free loopback port, for servers that cannot report the one they took
 child.py        spawning a child that cannot outlive the launcher; its log and exit
 nats_server.py  NatsServer: nats-server with JetStream, random port, restart on the same port
+nats_users.py   NatsUsers: the deploy/nats users with passwords made up per run (secure_nats)
 openbao.py      OpenBaoDev: `bao server -dev`, KV v2 at secret/, root token as a SecretStr
 process.py      ManagedProcess: a service or fake, ready when it prints its `*.ready` line
 stack.py        Stack: all of it in order, stopped in reverse, logs in one folder

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -46,6 +46,7 @@ class NatsServer:
         host: str = "127.0.0.1",
         config_file: Path | None = None,
         extra_args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
         log_path: Path | None = None,
         search_path: Sequence[Path] | None = None,
         ready_timeout: float = 10.0,
@@ -53,12 +54,14 @@ class NatsServer:
         """`search_path` replaces the binary lookup (venv `bin/`, then PATH) by these dirs.
 
         Options given here are command-line flags, which override the same options in
-        `config_file` (accounts, permissions, TLS go in the file).
+        `config_file` (accounts, permissions, TLS go in the file). `env` is added to the
+        server's environment: `$VAR` references in the file (passwords) are read from it.
         """
         self.store_dir = store_dir
         self.host = host
         self.config_file = config_file
         self.extra_args = tuple(extra_args)
+        self.env = dict(env or {})
         self.log_path = log_path
         self.ready_timeout = ready_timeout
         self._search_path = search_path
@@ -145,7 +148,7 @@ class NatsServer:
         child = ChildProcess.spawn(
             COMPONENT,
             self.argv(binary),
-            env=os.environ,
+            env={**os.environ, **self.env},
             log_path=self.log_path,
             on_line=on_line,
             merge_stderr=True,

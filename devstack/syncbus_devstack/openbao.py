@@ -3,6 +3,7 @@
     bao = OpenBaoDev()                            # free loopback port, random root token
     await bao.start()                             # log line "OpenBao server started!" + health
     await bao.write_secret("integrations/toyen-xledger", {"token": "..."})
+    await bao.seal(); await bao.unseal()          # outage tests (the unseal key stays inside)
     await bao.stop()
 
 Readiness is the server's "OpenBao server started!" line followed by its own health endpoint,
@@ -60,14 +61,18 @@ class OpenBaoDev:
         log_path: Path | None = None,
         search_path: Sequence[Path] | None = None,
         ready_timeout: float = 20.0,
+        config_files: Sequence[Path] = (),
     ) -> None:
+        """`config_files`: extra `-config` files merged into dev mode (a TLS listener, say)."""
         self.host = host
+        self.config_files = tuple(config_files)
         self.log_path = log_path
         self.ready_timeout = ready_timeout
         self.mount = DEFAULT_MOUNT
         self._requested_port = port
         self._port: int | None = None
         self._root_token = SecretStr(root_token or secrets.token_urlsafe(24))
+        self._unseal_key: SecretStr | None = None
         self._search_path = search_path
         self._child: ChildProcess | None = None
 
@@ -144,6 +149,7 @@ class OpenBaoDev:
             "-dev",
             "-dev-no-store-token",
             f"-dev-listen-address={self.host}:{port}",
+            *(f"-config={path}" for path in self.config_files),
         ]
         # The launcher's own Vault/OpenBao settings must not steer the dev server.
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BAO_", "VAULT_"))}
@@ -215,7 +221,23 @@ class OpenBaoDev:
 
     def _scrub(self, line: str) -> str:
         line = line.replace(self._root_token.get_secret_value(), _MASK)
+        found = _UNSEAL_KEY.search(line)
+        if found is not None and self._unseal_key is None:
+            self._unseal_key = SecretStr(line[found.end(1) :].split()[0])
         return _UNSEAL_KEY.sub(rf"\g<1>{_MASK}", line)
+
+    # --- seal (outage tests) -------------------------------------------------------------
+
+    async def seal(self) -> None:
+        """Seal the dev server: every API call answers 503 until `unseal()`."""
+        await asyncio.to_thread(self.client().sys.seal)
+
+    async def unseal(self) -> None:
+        """Unseal it with the dev server's unseal key (kept from its banner, never logged)."""
+        if self._unseal_key is None:
+            raise StackError("openbao printed no unseal key to unseal with", component=COMPONENT)
+        key = self._unseal_key.get_secret_value()
+        await asyncio.to_thread(lambda: self.client().sys.submit_unseal_key(key))
 
     # --- secrets -------------------------------------------------------------------------
 

@@ -21,6 +21,9 @@ Each service and fake gets the launcher's environment without any inherited `SYN
     SYNCBUS_INSTANCE_ID       dev-<name>
     SYNCBUS_LOG_LEVEL         the `log_level` argument (INFO)
     SYNCBUS_FAKE_<NAME>_URL   the URL of each running fake (to services only)
+    SYNCBUS_PROBE_HOST/PORT   127.0.0.1 and a free port of each service's own, kept across
+                              restarts (`stack.probe_urls["dispatcher"]`: /livez, /readyz,
+                              /metrics)
     PYTHONUNBUFFERED          1, so that every log line reaches the log file as it is written
     ...                       then `extra_env`, which overrides any of the above
 
@@ -49,7 +52,9 @@ from syncbus_shared.settings import NatsSettings, TopologySettings
 
 from .errors import StackError
 from .nats_server import NatsServer
+from .nats_users import ACCOUNTS_CONF, NatsUsers
 from .openbao import DEFAULT_MOUNT, OpenBaoDev
+from .ports import free_port
 from .process import DEFAULT_READY_TIMEOUT, ManagedProcess
 
 log = get_logger()
@@ -63,6 +68,9 @@ SERVICE_MODULES: Mapping[str, str] = {
     "ingress": "syncbus_ingress",
 }
 DEFAULT_SERVICES: tuple[str, ...] = ("credentials", "dispatcher", "scheduler", "health-monitor")
+UNPROBED_SERVICES = frozenset({"ingress"})
+"""Service processes without a probe port; every other one (also extra replicas, such as
+`scheduler-2`) serves /livez, /readyz and /metrics on a free port (`SYNCBUS_PROBE_PORT`)."""
 
 FAKE_MODULES: Mapping[str, str] = {
     "xledger": "syncbus_fakes.xledger",
@@ -136,8 +144,13 @@ class Stack:
         service_commands: Mapping[str, Sequence[str]] | None = None,
         log_level: str = "INFO",
         ready_timeout: float = DEFAULT_READY_TIMEOUT,
+        secure_nats: bool = False,
     ) -> None:
         """`service_commands` names the command of a service (a known one or a new name).
+
+        `secure_nats` starts nats-server with `deploy/nats/syncbus-accounts.conf` and a fresh
+        password per user (`self.nats_users`); each service connects as the user of its name
+        (with that user's inbox prefix), provisioning as `operator`.
 
         `secrets` maps a KV v2 path under `secret/` to its data. `xledger_tokens` are the API
         tokens the Xledger fake accepts.
@@ -153,16 +166,21 @@ class Stack:
         self.log_level = log_level
         self.ready_timeout = ready_timeout
         self._service_commands = {k: list(v) for k, v in (service_commands or {}).items()}
+        self.nats_users = NatsUsers.generate() if secure_nats else None
         self.nats = NatsServer(
             state_dir / "nats",
             port=nats_port,
             host=LOOPBACK,
             log_path=self.log_dir / "nats-server.log",
+            config_file=ACCOUNTS_CONF if self.nats_users else None,
+            env=self.nats_users.server_env() if self.nats_users else None,
         )
         self.vault = OpenBaoDev(
             port=vault_port, host=LOOPBACK, log_path=self.log_dir / "openbao.log"
         )
         self.fake_urls: dict[str, str] = {}
+        self.probe_ports: dict[str, int] = {}
+        """Each service's probe port, chosen free once and kept across restarts."""
         self.processes: dict[str, ManagedProcess] = {}
         self.provision_report: ProvisionReport | None = None
         self._started = False
@@ -196,6 +214,17 @@ class Stack:
     def vault_token(self) -> SecretStr:
         return self.vault.root_token
 
+    def nats_settings(self, user: str = "operator") -> NatsSettings:
+        """How `user` connects to this stack's NATS (with `secure_nats`; else anonymously)."""
+        if self.nats_users is None:
+            return NatsSettings(url=self.nats_url, user=None, password=None)
+        return self.nats_users.settings(user, self.nats_url)
+
+    @property
+    def probe_urls(self) -> dict[str, str]:
+        """`http://127.0.0.1:<port>` of each service's /livez, /readyz and /metrics."""
+        return {name: f"http://{LOOPBACK}:{port}" for name, port in self.probe_ports.items()}
+
     def service(self, name: str) -> ManagedProcess:
         """A service by its name, or a fake by `fake-<name>`."""
         try:
@@ -222,6 +251,13 @@ class Stack:
         )
         for fake, url in self.fake_urls.items():
             env[f"SYNCBUS_FAKE_{fake.upper().replace('-', '_')}_URL"] = url
+        is_fake = name in {fake_process_name(fake) for fake in FAKE_MODULES}
+        if not is_fake and name not in UNPROBED_SERVICES:
+            if name not in self.probe_ports:
+                self.probe_ports[name] = free_port(LOOPBACK)
+            env.update(SYNCBUS_PROBE_HOST=LOOPBACK, SYNCBUS_PROBE_PORT=str(self.probe_ports[name]))
+        if self.nats_users is not None and name in SERVICE_MODULES:
+            env.update(self.nats_users.client_env(name))
         env.update(self.extra_env)
         return env
 
@@ -244,6 +280,8 @@ class Stack:
             where = ""
             if process.ready_info and isinstance(process.ready_info.get("url"), str):
                 where = f"{process.ready_info['url']}  "
+            if name in self.probe_ports:
+                where += f"probes {self.probe_urls[name]}  "
             state = f"pid {process.pid}" if process.running else f"exited ({process.returncode})"
             lines.append(f"  {name:<{width}}{where}{state}  log {process.log_path}")
         return lines
@@ -321,7 +359,7 @@ class Stack:
         return process
 
     async def _provision(self) -> ProvisionReport:
-        settings = NatsSettings(url=self.nats_url, user=None, password=None)
+        settings = self.nats_settings("operator")
         # A bound on the whole step: the client reconnects forever, as services do.
         async with asyncio.timeout(_PROVISION_TIMEOUT):
             nc = await connect(settings, name="syncbus-devstack")

@@ -13,6 +13,7 @@ from pydantic import SecretStr
 
 from . import topology as t
 from .contracts import CredentialRequest, CredentialResponse, ErrorClass
+from .tracing import request_span
 
 Purpose = Literal["sync", "warmup", "probe"]
 
@@ -50,10 +51,10 @@ async def fetch_credential(
     request = CredentialRequest(
         integration_id=integration_id, purpose=purpose, force_refresh=force_refresh
     )
+    subject, body = t.credentials_subject(integration_id), request.to_bytes()
     try:
-        reply = await nc.request(
-            t.credentials_subject(integration_id), request.to_bytes(), timeout=timeout
-        )
+        with request_span(subject, body) as headers:
+            reply = await nc.request(subject, body, timeout=timeout, headers=headers or None)
     except (NatsTimeoutError, NoRespondersError) as exc:
         raise CredentialUnavailableError(
             ErrorClass.CREDENTIALS_UNAVAILABLE,

@@ -15,6 +15,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
+from opentelemetry import trace
 from pydantic import SecretBytes, SecretStr
 
 _SECRET_NAMES = ("secret", "password", "token", "authorization", "api_key", "apikey")
@@ -38,6 +39,15 @@ def redact_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableM
     return event
 
 
+def add_trace_id(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """The current span's trace id (and span id), so a run's log lines and its trace join up."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event.setdefault("trace_id", format(context.trace_id, "032x"))
+        event.setdefault("span_id", format(context.span_id, "016x"))
+    return event
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
     """JSON lines on stderr for this process; stdlib loggers (httpx, nats, faststream) too."""
     numeric = logging.getLevelName(level.upper())
@@ -45,6 +55,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         numeric = logging.INFO
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_id,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
         redact_secrets,

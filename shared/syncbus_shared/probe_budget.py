@@ -67,6 +67,8 @@ __all__ = [
 log = get_logger()
 
 SpendKind = Literal["probe", "warmup"]
+SpendObserver = Callable[[str, str], None]
+"""on_spend(kind, outcome)"""
 
 XLEDGER_MONTHLY_QUOTA = 5000
 """Requests an Xledger subscription includes per month (vendor-facts.md); every one counts."""
@@ -202,16 +204,27 @@ class ProbeBudget:
         js: JetStreamContext | None = None,
         *,
         clock: Callable[[], datetime] = utc_now,
+        on_spend: SpendObserver | None = None,
     ) -> None:
         self._kv = kv
         self._js = js
         self._clock = clock
+        self.on_spend = on_spend
+        """Told each spend's kind and outcome (`spent`, `refused`, `contended`): metrics."""
 
     @classmethod
     async def open(
-        cls, js: JetStreamContext, *, clock: Callable[[], datetime] = utc_now
+        cls,
+        js: JetStreamContext,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        on_spend: SpendObserver | None = None,
     ) -> ProbeBudget:
-        return cls(await js.key_value(t.KV_PROBE_BUDGET), js, clock=clock)
+        return cls(await js.key_value(t.KV_PROBE_BUDGET), js, clock=clock, on_spend=on_spend)
+
+    def _told(self, kind: SpendKind, outcome: str) -> None:
+        if self.on_spend is not None:
+            self.on_spend(kind, outcome)
 
     async def _limits(self, integration_id: str, limits: BudgetLimits | None) -> BudgetLimits:
         if limits is not None:
@@ -269,6 +282,7 @@ class ProbeBudget:
             else:
                 record = record.model_copy(update={"month_refused": record.month_refused + 1})
             if await self._write(record, revision, attempt):
+                self._told(kind, "spent" if allowed else "refused")
                 if not allowed:
                     log.info(
                         "budget.refused",
@@ -281,6 +295,7 @@ class ProbeBudget:
                     )
                 return allowed
         log.warning("budget.contended", integration_id=integration_id, kind=kind)
+        self._told(kind, "contended")
         return False
 
     async def usage(

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+import re
+from pathlib import Path
+from typing import Self
+
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_SUBJECT = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
 
 
 class NatsSettings(BaseSettings):
-    """How to reach NATS. Env prefix `SYNCBUS_NATS_`."""
+    """How to reach NATS, as whom, and over what. Env prefix `SYNCBUS_NATS_`.
+
+    Each service connects as its own NATS user (see `deploy/nats/`), with its own inbox prefix:
+    the server lets the credential service answer only to the dispatcher's and the
+    health-monitor's prefixes, so a requester cannot steer a reply to someone else's subject.
+    """
 
     model_config = SettingsConfigDict(env_prefix="SYNCBUS_NATS_", hide_input_in_errors=True)
 
@@ -15,10 +26,52 @@ class NatsSettings(BaseSettings):
     user: str | None = Field(default=None, description="NATS user of this service.")
     password: SecretStr | None = Field(default=None, description="Password of that user.")
     connect_timeout_seconds: float = Field(default=5.0, gt=0, description="Per attempt.")
+    inbox_prefix: str = Field(
+        default="_INBOX",
+        description="Subject prefix of this connection's reply inboxes (e.g. _INBOX_dispatcher); "
+        "must match the user's permissions.",
+    )
+    tls_ca_file: Path | None = Field(
+        default=None, description="PEM CA bundle that signed the server's certificate (TLS on)."
+    )
+    tls_cert_file: Path | None = Field(
+        default=None, description="PEM client certificate, when the server verifies clients."
+    )
+    tls_key_file: Path | None = Field(default=None, description="PEM key of that certificate.")
+    tls_hostname: str | None = Field(
+        default=None, description="Name the server certificate must carry (default: URL host)."
+    )
+    tls_handshake_first: bool = Field(
+        default=False,
+        description="Start TLS before the server's INFO (server `handshake_first: true`); "
+        "no plaintext byte is ever exchanged.",
+    )
+
+    @field_validator("inbox_prefix")
+    @classmethod
+    def _inbox_prefix_is_a_plain_subject(cls, value: str) -> str:
+        if not _SUBJECT.fullmatch(value):
+            raise ValueError(
+                "must be one or more dot-separated tokens of letters, digits, '_' or '-' "
+                "(no wildcards, no spaces), e.g. _INBOX_dispatcher"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _client_certificate_comes_with_its_key(self) -> Self:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError(
+                "set both SYNCBUS_NATS_TLS_CERT_FILE and SYNCBUS_NATS_TLS_KEY_FILE, or neither"
+            )
+        return self
 
     @property
     def servers(self) -> list[str]:
         return [part.strip() for part in self.url.split(",") if part.strip()]
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self.tls_ca_file is not None or self.tls_cert_file is not None
 
 
 class TopologySettings(BaseSettings):

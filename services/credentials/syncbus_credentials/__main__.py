@@ -5,14 +5,20 @@ from __future__ import annotations
 import asyncio
 
 from syncbus_shared.logs import configure_logging
+from syncbus_shared.probes import ProbeSettings
 from syncbus_shared.settings import ServiceSettings
+from syncbus_shared.tracing import setup_tracing
 
-from .service import build_app
+from .metrics import credential_probes
+from .service import build
 
 
 def main() -> None:
     configure_logging("credentials", ServiceSettings().log_level)
-    asyncio.run(build_app().run())
+    setup_tracing("credentials")
+    built = build()
+    credential_probes(built, ProbeSettings())
+    asyncio.run(built.app.run())
 
 
 if __name__ == "__main__":

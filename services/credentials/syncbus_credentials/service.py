@@ -17,12 +17,23 @@ Two kinds of secret (KV v2 data at the integration's `credentials_path`):
 `force_refresh` (the vendor refused what the caller had) re-reads Vault and, for OAuth2, gets a
 new access token. When the token endpoint refuses the client (`invalid_client`) with a secret
 read from the cache, Vault is read again once: the secret may have been rotated meanwhile.
+
+Vault: the service logs in (token, AppRole or Kubernetes, `auth.py`) and keeps its token
+renewed (`session.py`); secrets are cached and a rotation is noticed from the version metadata
+(`cache.py`); `credentials.invalidate.<integration_id>` drops one integration's cached secret
+and access tokens in every replica (no queue group); a request on it gets an empty reply once
+this replica has. While Vault is unreachable or sealed, cached secrets are served for
+`outage_grace_seconds` (default 15 min), then requests get `credentials_unavailable`.
+`health()` reports what the service last saw (`health.py`), without any I/O.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 import httpx
 from faststream import FastStream
@@ -38,15 +49,20 @@ from syncbus_shared.contracts import (
 )
 from syncbus_shared.integrations import get_integration
 from syncbus_shared.logs import get_logger
+from syncbus_shared.natsclient import broker_options
 from syncbus_shared.settings import NatsSettings
+from syncbus_shared.tracing import NatsTracingMiddleware, traced_http_client
 
-from .cache import TtlCache
+from .cache import SecretCache
+from .health import CredentialHealth, VaultState
 from .oauth import AccessToken, GrantConfigError, TokenEndpointError, TokenMinter, client_grant
 from .settings import CredentialSettings, VaultSettings
 from .vault import (
     SecretNotFoundError,
     SecretVersion,
     VaultDeniedError,
+    VaultError,
+    VaultLoginError,
     VaultReader,
     VaultUnavailableError,
 )
@@ -63,9 +79,74 @@ BEARER = "Bearer"
 @dataclass
 class CredentialService:
     vault: VaultReader
-    cache: TtlCache[SecretVersion]
+    cache: SecretCache
     broker: NatsBroker
     minter: TokenMinter | None = None
+    vault_state: VaultState = field(default_factory=lambda: VaultState(900.0))
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
+
+    def health(self) -> CredentialHealth:
+        """What the service last saw of Vault (no I/O: cheap enough for every probe)."""
+        return self.vault_state.health()
+
+    def invalidate(self, integration_id: str) -> None:
+        """Forget the integration's cached secret and access tokens: the next request reads
+        Vault (and mints a new token)."""
+        had = self.cache.invalidate(integration_id)
+        if self.minter is not None:
+            self.minter.forget(integration_id)
+        log.info("credentials.invalidated", integration_id=integration_id, was_cached=had)
+
+    def start(self, health_check_interval_seconds: float) -> None:
+        """Start the token's upkeep and the Vault health check (in the running loop)."""
+        session = self.vault.session
+        self._tasks = [
+            asyncio.create_task(session.keep_alive(), name="vault-session"),
+            asyncio.create_task(
+                self._watch_vault(health_check_interval_seconds), name="vault-health"
+            ),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    async def _watch_vault(self, interval: float) -> None:
+        """Ask Vault whether it answers every `interval` (more often during an outage), so
+        readiness follows Vault also while nobody asks for a credential."""
+        session = self.vault.session
+        while True:
+            try:
+                await session.probe()
+            except VaultError:
+                pass
+            except Exception as exc:  # the health check must outlive any surprise
+                log.warning("credentials.vault_probe_failed", error=type(exc).__name__)
+            else:
+                if not session.logged_in:
+                    session.wake()
+            degraded = not self.vault_state.health().vault_reachable
+            await asyncio.sleep(min(interval, 2.0) if degraded else interval)
+
+    def _unavailable(self, integration_id: str, exc: VaultUnavailableError) -> CredentialResponse:
+        since = self.vault_state.degraded_since
+        if since is None:
+            message = str(exc)
+        else:
+            grace = self.vault_state.grace_seconds
+            if self.vault_state.within_grace():
+                message = f"{exc}, and nothing is cached for this integration"
+            else:
+                message = (
+                    f"{exc} since {since.isoformat()}, longer than the {grace:g} s "
+                    "grace period for cached credentials"
+                )
+        log.warning("credentials.vault_unavailable", integration_id=integration_id, error=message)
+        return _error(integration_id, ErrorClass.CREDENTIALS_UNAVAILABLE, message)
 
     async def answer(self, subject: str, body: bytes) -> CredentialResponse:
         asked = time.monotonic()
@@ -94,21 +175,29 @@ class CredentialService:
             )
         path = config.credentials_path
         try:
-            secret = await self.cache.get(
-                integration_id,
-                lambda: self.vault.read(path),
-                force=request.force_refresh,
-                fresher_than=asked,
+            found = await self.cache.get(
+                integration_id, path, force=request.force_refresh, fresher_than=asked
             )
         except VaultUnavailableError as exc:
-            log.warning(
-                "credentials.vault_unavailable", integration_id=integration_id, error=str(exc)
+            return self._unavailable(integration_id, exc)
+        except VaultLoginError as exc:
+            log.warning("credentials.vault_login", integration_id=integration_id, error=str(exc))
+            return _error(
+                integration_id,
+                ErrorClass.CREDENTIALS_UNAVAILABLE,
+                f"the credential service cannot log in to Vault: {exc}",
             )
-            return _error(integration_id, ErrorClass.CREDENTIALS_UNAVAILABLE, str(exc))
         except (SecretNotFoundError, VaultDeniedError) as exc:
-            self.cache.invalidate(integration_id)
             log.warning("credentials.unreadable", integration_id=integration_id, error=str(exc))
             return _error(integration_id, ErrorClass.CONFIGURATION, str(exc))
+        secret = found.secret
+        if found.source == "stale":
+            log.warning(
+                "credentials.served_stale",
+                integration_id=integration_id,
+                version=secret.version,
+                degraded_since=_iso(self.vault_state.degraded_since),
+            )
         try:
             grant = client_grant(secret.data, path)
         except GrantConfigError as exc:
@@ -128,6 +217,7 @@ class CredentialService:
             integration_id=integration_id,
             purpose=request.purpose,
             version=secret.version,
+            source=found.source,
         )
         return CredentialResponse(
             integration_id=integration_id,
@@ -193,10 +283,8 @@ class CredentialService:
                 raise
             # The secret may have been rotated in Vault since it was cached: read it again.
             try:
-                fresh = await self.cache.get(
-                    integration_id, lambda: self.vault.read(path), force=True
-                )
-            except (VaultUnavailableError, SecretNotFoundError, VaultDeniedError):
+                fresh = (await self.cache.get(integration_id, path, force=True)).secret
+            except VaultError:
                 raise exc from None
             if fresh.version == secret.version:
                 raise
@@ -215,10 +303,21 @@ class CredentialService:
         return token
 
 
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
 def _error(integration_id: str, error_class: ErrorClass, message: str) -> CredentialResponse:
     return CredentialResponse(
         integration_id=integration_id, error=ErrorInfo(error_class=error_class, message=message)
     )
+
+
+@dataclass(frozen=True)
+class Built:
+    app: FastStream
+    service: CredentialService
+    """For the health endpoints: `service.health()`."""
 
 
 def build_app(
@@ -226,22 +325,35 @@ def build_app(
     vault: VaultSettings | None = None,
     settings: CredentialSettings | None = None,
 ) -> FastStream:
+    return build(nats, vault, settings).app
+
+
+def build(
+    nats: NatsSettings | None = None,
+    vault: VaultSettings | None = None,
+    settings: CredentialSettings | None = None,
+) -> Built:
+    """The app and its service, built (nothing runs, nothing connects until the app starts)."""
     nats = nats or NatsSettings()
+    vault = vault or VaultSettings()
     settings = settings or CredentialSettings()
-    broker = NatsBroker(nats.servers, max_reconnect_attempts=-1, logger=None)
-    token_http = httpx.AsyncClient(
+    broker = NatsBroker(**broker_options(nats), logger=None, middlewares=(NatsTracingMiddleware,))
+    token_http = traced_http_client(
         timeout=httpx.Timeout(settings.token_timeout_seconds),
         limits=httpx.Limits(max_keepalive_connections=8, keepalive_expiry=120.0),
     )
+    state = VaultState(settings.outage_grace_seconds)
+    reader = VaultReader.from_settings(vault, state)
     service = CredentialService(
-        vault=VaultReader(vault or VaultSettings()),
-        cache=TtlCache(settings.cache_ttl_seconds),
+        vault=reader,
+        cache=SecretCache(reader, state, settings.cache_ttl_seconds),
         broker=broker,
         minter=TokenMinter(
             token_http,
             refresh_margin_seconds=settings.token_refresh_margin_seconds,
             timeout_seconds=settings.token_timeout_seconds,
         ),
+        vault_state=state,
     )
 
     @broker.subscriber(
@@ -263,14 +375,31 @@ def build_app(
             )
         return response.to_bytes()
 
+    @broker.subscriber(
+        t.CREDENTIALS_INVALIDATE_FILTER,
+        title="credentials.invalidate.*",
+        description="Drop one integration's cached secret and access tokens (every replica: "
+        "no queue group); a request gets an empty reply once this replica has.",
+    )
+    async def invalidate(msg: NatsMessage) -> bytes:
+        service.invalidate(msg.raw_message.subject.rsplit(".", 1)[-1])
+        return b""
+
     app = FastStream(broker)
 
     @app.after_startup
     async def ready() -> None:
-        log.info("credentials.ready", vault_url=(vault or VaultSettings()).url)
+        service.start(vault.health_check_interval_seconds)
+        log.info(
+            "credentials.ready",
+            vault_url=vault.url,
+            auth_method=vault.auth_method,
+            tls=vault.ca_cert is not None or vault.url.startswith("https://"),
+        )
 
     @app.after_shutdown
     async def close_token_client() -> None:
+        await service.stop()
         await token_http.aclose()
 
-    return app
+    return Built(app, service)

@@ -305,6 +305,7 @@ class Exporter:
                     retry_after=exc.retry_after,
                 )
                 log.info("dispatcher.retry_scheduled", attempt=attempt, delay_s=round(delay, 3))
+                self.sessions.metrics.retried(config.vendor, exc.error_class.value)
                 await asyncio.sleep(delay)
                 continue
             confirmed_ids += receipt.voucher_ids

@@ -21,7 +21,7 @@ import os
 import socket
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from faststream import AckPolicy, FastStream
 from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
@@ -50,12 +50,17 @@ from syncbus_shared.faststream_support import raw_body
 from syncbus_shared.health import current_health, fail_fast_error
 from syncbus_shared.integrations import get_integration
 from syncbus_shared.logs import get_logger
+from syncbus_shared.natsclient import broker_options, pull_inbox_prefix
 from syncbus_shared.probe_budget import ProbeBudget, budget_limits
+from syncbus_shared.probes import Probes, ProbeSettings, nats_check
 from syncbus_shared.settings import NatsSettings, ServiceSettings, TopologySettings
 from syncbus_shared.staging import read_period, read_staged
+from syncbus_shared.tracing import NatsTracingMiddleware, publish_span
 
 from .export import Exporter, RunDeferredError, RunFailedError, RunPlan
 from .intake import Rejection, read_request
+from .metrics import DispatcherMetrics
+from .run_context import bind_run, bound, run_scope
 from .run_ledger import Claim, ClaimOutcome, LeaseLostError, RunLedger
 from .sessions import SessionPool
 from .settings import DispatcherSettings
@@ -85,6 +90,7 @@ class Dispatcher:
     sessions: SessionPool
     exporter: Exporter
     budget: ProbeBudget
+    metrics: DispatcherMetrics = field(default_factory=DispatcherMetrics)
 
     # --- results -------------------------------------------------------------------------
     async def publish_result(self, msg: Msg, result: SyncResult) -> None:
@@ -94,11 +100,11 @@ class Dispatcher:
         message (after a crash between publishing and acking) publishes a copy the stream drops,
         while every stored request message, whatever request id it carries, gets its own result.
         """
-        await self.js.publish(
-            t.result_subject(result.integration_id),
-            result.to_bytes(),
-            headers={"Nats-Msg-Id": f"result:{msg.metadata.sequence.stream}"},
-        )
+        subject, body = t.result_subject(result.integration_id), result.to_bytes()
+        msg_id = {"Nats-Msg-Id": f"result:{msg.metadata.sequence.stream}"}
+        with publish_span(subject, body, msg_id) as headers:
+            await self.js.publish(subject, body, headers=headers)
+        self.metrics.result(result, bound("integration_type"))
         log.info(
             "dispatcher.result_published",
             integration_id=result.integration_id,
@@ -130,6 +136,11 @@ class Dispatcher:
 
     # --- requests ------------------------------------------------------------------------
     async def handle_safely(self, msg: Msg) -> None:
+        """One request message in a run scope: its key is on every log line (`run_context`)."""
+        with run_scope():
+            await self._handle_safely(msg)
+
+    async def _handle_safely(self, msg: Msg) -> None:
         """`handle`, and whatever it raises never kills the consumer nor loses the request.
 
         An unexpected error leaves the message to be redelivered with a growing delay; on its
@@ -186,11 +197,18 @@ class Dispatcher:
             fallback_id=fallback_id,
             max_bytes=self.settings.max_request_bytes,
         )
+        bind_run(
+            key=parsed.idempotency_key,
+            request_id=parsed.request_id,
+            integration_id=parsed.integration_id,
+        )
         if isinstance(parsed, Rejection):
             await self._reject(msg, parsed)
             return
         request = parsed
         config = await get_integration(self.js, request.integration_id)
+        if config is not None:
+            bind_run(integration_type=config.vendor)
         if config is None:
             await self._reject(
                 msg,
@@ -367,17 +385,19 @@ class Dispatcher:
             return
         await self.publish_result(msg, result)
         if dead_letter:
-            await self.js.publish(
-                t.dlq_subject(result.integration_id),
+            dlq_subject = t.dlq_subject(result.integration_id)
+            with publish_span(
+                dlq_subject,
                 msg.data,
-                headers={
+                {
                     "Nats-Msg-Id": f"dlq:{msg.metadata.sequence.stream}",
                     dlq.HEADER_REQUEST_ID: result.request_id,
                     dlq.HEADER_ERROR_CLASS: result.error.error_class.value if result.error else "",
                     dlq.HEADER_ERROR: _header_text(result.error.message if result.error else ""),
                     dlq.HEADER_SUBJECT: msg.subject,
                 },
-            )
+            ) as headers:
+                await self.js.publish(dlq_subject, msg.data, headers=headers)
         await msg.ack()
 
     async def _release(self, claim: Claim) -> None:
@@ -399,15 +419,24 @@ class Dispatcher:
 
     # --- warm-ups ------------------------------------------------------------------------
     async def warm_up(self, body: bytes) -> None:
+        """One warm-up in a run scope: its key is on every log line (`run_context`)."""
+        with run_scope():
+            await self._warm_up(body)
+
+    async def _warm_up(self, body: bytes) -> None:
         warmup = WarmUp.from_bytes(body)
+        bind_run(key=warmup.idempotency_key, integration_id=warmup.integration_id)
         config = await get_integration(self.js, warmup.integration_id)
         if config is None:
+            self.metrics.warmup(None, "unknown_integration")
             log.warning(
                 "dispatcher.warmup_unknown_integration", integration_id=warmup.integration_id
             )
             return
+        bind_run(integration_type=config.vendor)
         record = await self.ledger.get(warmup.idempotency_key)
         if record is not None and record.state is RunState.SUCCEEDED:
+            self.metrics.warmup(config.vendor, "skipped_exported")
             log.info(
                 "dispatcher.warmup_skipped", key=warmup.idempotency_key, reason="already exported"
             )
@@ -418,6 +447,7 @@ class Dispatcher:
             config.integration_id, kind="warmup", limits=budget_limits(config)
         )
         if not spent:
+            self.metrics.warmup(config.vendor, "skipped_budget")
             log.info("dispatcher.warmup_skipped", key=warmup.idempotency_key, reason="budget spent")
             return
         try:
@@ -426,6 +456,7 @@ class Dispatcher:
                 probe = await session.adapter.warm_up()
                 session.warmed_at = session.last_call_at = time.monotonic()
         except (AdapterError, CredentialUnavailableError) as exc:
+            self.metrics.warmup(config.vendor, "failed")
             await self.budget.record_warmup(
                 config.integration_id,
                 ok=False,
@@ -435,6 +466,7 @@ class Dispatcher:
             )
             raise
         await self.budget.record_warmup(config.integration_id, ok=True)
+        self.metrics.warmup(config.vendor, "succeeded")
         log.info(
             "dispatcher.warmed_up",
             integration_id=warmup.integration_id,
@@ -449,16 +481,19 @@ def build_app(
     settings: DispatcherSettings | None = None,
     topology: TopologySettings | None = None,
     service: ServiceSettings | None = None,
+    probes: ProbeSettings | None = None,
 ) -> FastStream:
+    """The dispatcher app; with `probes`, it serves /livez, /readyz and /metrics too."""
     nats = nats or NatsSettings()
     settings = settings or DispatcherSettings()
+    metrics = DispatcherMetrics()
     topology = topology or TopologySettings()
     owner = instance_name(service or ServiceSettings())
     broker = NatsBroker(
-        nats.servers,
-        max_reconnect_attempts=-1,
+        **broker_options(nats),
         logger=None,
         graceful_timeout=settings.shutdown_grace_seconds,
+        middlewares=(NatsTracingMiddleware,),
     )
     holder: dict[str, Dispatcher] = {}
     started = asyncio.Event()
@@ -468,6 +503,7 @@ def build_app(
         stream=JStream(t.STREAM_REQUESTS, declare=False),
         durable=t.CONSUMER_DISPATCHER,
         pull_sub=PullSub(batch_size=1, timeout=settings.fetch_timeout_seconds),
+        inbox_prefix=pull_inbox_prefix(nats),
         ack_policy=AckPolicy.MANUAL,
         decoder=raw_body,
         title="sync.request.*",
@@ -499,7 +535,7 @@ def build_app(
         nc = broker.connection
         js = nc.jetstream()
         ledger = RunLedger(await js.key_value(t.KV_SYNC_RUNS), owner, settings.lease_seconds)
-        sessions = SessionPool(nc, settings)
+        sessions = SessionPool(nc, settings, metrics=metrics)
 
         async def load(integration_id: str, period_id: str) -> list[Voucher]:
             return await read_period(js, integration_id, period_id)
@@ -507,7 +543,8 @@ def build_app(
         async def load_staged(integration_id: str) -> list[Voucher]:
             return await read_staged(js, integration_id)
 
-        budget = await ProbeBudget.open(js)
+        budget = await ProbeBudget.open(js, on_spend=metrics.budget_spend)
+        metrics.follow_consumer(lambda: consumer_pending(js))
         holder["dispatcher"] = Dispatcher(
             nc=nc,
             js=js,
@@ -524,6 +561,7 @@ def build_app(
                 voucher_ledger=VoucherLedger(await js.key_value(t.KV_EXPORTED_VOUCHERS)),
             ),
             budget=budget,
+            metrics=metrics,
         )
         started.set()
         log.info("dispatcher.ready", owner=owner)
@@ -534,4 +572,15 @@ def build_app(
         if dispatcher is not None:
             await dispatcher.sessions.aclose()
 
+    if probes is not None:
+        server = Probes("dispatcher", metrics.registry, probes)
+        server.add_check("nats", nats_check(broker))
+        server.add_refresh(metrics.refresh_consumer_lag)
+        server.attach(app)
     return app
+
+
+async def consumer_pending(js: JetStreamContext) -> tuple[int, int]:
+    """(num_pending, num_ack_pending) of the dispatchers' durable consumer: one API request."""
+    info = await js.consumer_info(t.STREAM_REQUESTS, t.CONSUMER_DISPATCHER, timeout=1.0)
+    return info.num_pending or 0, info.num_ack_pending or 0

@@ -16,10 +16,13 @@ import httpx
 from nats.aio.client import Client
 
 from syncbus_adapters import AdapterContext, VendorAdapter, adapter_class
+from syncbus_adapters.observed import observe_requests
 from syncbus_shared.contracts import IntegrationConfig
 from syncbus_shared.credentials_client import Purpose, fetch_credential
 from syncbus_shared.logs import get_logger
+from syncbus_shared.tracing import traced_http_client
 
+from .metrics import DispatcherMetrics
 from .settings import DispatcherSettings
 
 log = get_logger()
@@ -48,9 +51,12 @@ class VendorSession:
 
 
 class SessionPool:
-    def __init__(self, nc: Client, settings: DispatcherSettings) -> None:
+    def __init__(
+        self, nc: Client, settings: DispatcherSettings, *, metrics: DispatcherMetrics | None = None
+    ) -> None:
         self._nc = nc
         self._settings = settings
+        self.metrics = metrics or DispatcherMetrics()
         self._sessions: dict[str, VendorSession] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._warming: dict[str, asyncio.Event] = {}
@@ -83,6 +89,9 @@ class SessionPool:
         lock = self._locks.setdefault(config.integration_id, asyncio.Lock())
         async with lock:
             current = self._sessions.get(config.integration_id)
+            if purpose == "sync" and not refresh:  # a sync starting: did a warm-up prepare it?
+                warm = current is not None and current.is_warm(self._settings.warm_ttl_seconds)
+                self.metrics.sync_session(config.vendor, warm=warm)
             if (
                 current is not None
                 and not refresh
@@ -100,12 +109,13 @@ class SessionPool:
                 timeout=self._settings.credential_timeout_seconds,
                 force_refresh=refresh,
             )
-            http = httpx.AsyncClient(
+            http = traced_http_client(
                 timeout=httpx.Timeout(
                     config.timeout_seconds, connect=min(10.0, config.timeout_seconds)
                 ),
                 limits=httpx.Limits(max_keepalive_connections=4, keepalive_expiry=300.0),
             )
+            observe_requests(http, config.vendor, self.metrics.vendor_request)
             adapter = adapter_class(config.vendor)(
                 AdapterContext(
                     integration_id=config.integration_id,

@@ -10,12 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-import httpx
 from nats.aio.client import Client
 
 from syncbus_adapters import AdapterContext, ProbeResult, adapter_class
+from syncbus_adapters.observed import VendorRequestObserver, observe_requests
 from syncbus_shared.contracts import IntegrationConfig
 from syncbus_shared.credentials_client import fetch_credential
+from syncbus_shared.tracing import traced_http_client
 
 from .settings import HealthSettings
 
@@ -35,6 +36,7 @@ class AdapterProber:
 
     nc: Client
     settings: HealthSettings
+    on_vendor_request: VendorRequestObserver | None = None
 
     async def ping(self, config: IntegrationConfig) -> ProbeResult:
         credential = await fetch_credential(
@@ -44,7 +46,8 @@ class AdapterProber:
             timeout=self.settings.credential_timeout_seconds,
         )
         timeout = min(self.settings.probe_timeout_seconds, config.timeout_seconds)
-        async with httpx.AsyncClient(timeout=timeout) as http:
+        client = traced_http_client(timeout=timeout)
+        async with observe_requests(client, config.vendor, self.on_vendor_request) as http:
             adapter = adapter_class(config.vendor)(
                 AdapterContext(
                     integration_id=config.integration_id,

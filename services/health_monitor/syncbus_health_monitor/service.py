@@ -16,20 +16,29 @@ from nats.aio.subscription import Subscription
 
 from syncbus_shared import topology as t
 from syncbus_shared.logs import get_logger
+from syncbus_shared.natsclient import broker_options
+from syncbus_shared.probes import Probes, ProbeSettings, nats_check
 from syncbus_shared.settings import NatsSettings
+from syncbus_shared.tracing import NatsTracingMiddleware
 
+from .metrics import CountingProber, HealthMetrics
 from .monitor import HealthMonitor, stop_task
+from .prober import AdapterProber
 from .settings import HealthSettings
 
 log = get_logger()
 
 
 def build_app(
-    nats: NatsSettings | None = None, settings: HealthSettings | None = None
+    nats: NatsSettings | None = None,
+    settings: HealthSettings | None = None,
+    probes: ProbeSettings | None = None,
 ) -> FastStream:
+    """The health-monitor app; with `probes`, it serves /livez, /readyz and /metrics too."""
     nats = nats or NatsSettings()
     settings = settings or HealthSettings()
-    broker = NatsBroker(nats.servers, max_reconnect_attempts=-1, logger=None)
+    metrics = HealthMetrics()
+    broker = NatsBroker(**broker_options(nats), logger=None, middlewares=(NatsTracingMiddleware,))
     # Declared for the AsyncAPI document; the monitor publishes through the connection.
     broker.publisher(
         "health.status.{integration_id}",
@@ -62,7 +71,11 @@ def build_app(
 
     @app.after_startup
     async def start() -> None:
-        monitor = await HealthMonitor.open(broker.connection, settings)
+        prober = AdapterProber(broker.connection, settings, metrics.vendor_request)
+        monitor = await HealthMonitor.open(
+            broker.connection, settings, prober=CountingProber(prober, metrics)
+        )
+        monitor.budget.on_spend = metrics.budget_spend
         holder["monitor"] = monitor
         subscriptions.append(await monitor.follow_results())
         tasks.append(asyncio.create_task(monitor.run()))
@@ -77,4 +90,8 @@ def build_app(
             with contextlib.suppress(Exception):
                 await subscription.unsubscribe()
 
+    if probes is not None:
+        server = Probes("health-monitor", metrics.registry, probes)
+        server.add_check("nats", nats_check(broker))
+        server.attach(app)
     return app

@@ -31,7 +31,6 @@ from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from syncbus_client import (
-    ConnectError,
     InvalidRequestError,
     Problem,
     PublishError,
@@ -39,6 +38,7 @@ from syncbus_client import (
     SyncRequest,
 )
 from syncbus_shared.logs import get_logger
+from syncbus_shared.natsclient import NatsUnreachableError, connect
 from syncbus_shared.settings import NatsSettings
 
 from .auth import ApiKeys, presented_key
@@ -95,16 +95,14 @@ class Ingress:
         """Connect (retrying for as long as it takes), then follow the results for ever."""
         while self.client is None:
             try:
-                self.client = await SyncbusClient.connect(
-                    self.nats.url,
-                    name="syncbus-ingress",
-                    user=self.nats.user,
-                    password=(
-                        self.nats.password.get_secret_value() if self.nats.password else None
-                    ),
-                    connect_timeout=self.settings.nats_connect_timeout_seconds,
+                # As its own NATS user, inbox prefix and TLS settings (SYNCBUS_NATS_*).
+                nc = await connect(
+                    self.nats,
+                    "syncbus-ingress",
+                    first_connect_timeout=self.settings.nats_connect_timeout_seconds,
                 )
-            except ConnectError as exc:
+                self.client = SyncbusClient(nc, close_connection=True)
+            except NatsUnreachableError as exc:
                 log.warning("ingress.nats_unreachable", detail=str(exc))
                 await asyncio.sleep(_RETRY_CONNECT_SECONDS)
         self.connected.set()

@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 
 from syncbus_shared.logs import configure_logging
+from syncbus_shared.probes import ProbeSettings
 from syncbus_shared.settings import ServiceSettings
+from syncbus_shared.tracing import setup_tracing
 
 from .service import build_app
 
 
 def main() -> None:
     configure_logging("scheduler", ServiceSettings().log_level)
-    asyncio.run(build_app().run())
+    setup_tracing("scheduler")
+    asyncio.run(build_app(probes=ProbeSettings()).run())
 
 
 if __name__ == "__main__":

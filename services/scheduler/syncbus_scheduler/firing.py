@@ -33,6 +33,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
+from opentelemetry.trace import SpanContext
 
 from syncbus_shared import topology as t
 from syncbus_shared.contracts import (
@@ -45,6 +46,7 @@ from syncbus_shared.contracts import (
 )
 from syncbus_shared.keys import period_key
 from syncbus_shared.logs import get_logger
+from syncbus_shared.tracing import current_span_context, publish_span, resumed
 
 from .clock import Clock
 from .metrics import SchedulerMetrics
@@ -128,6 +130,8 @@ class _Sent:
     target: FireTarget
     published_at: datetime
     drift_ms: float
+    span_context: SpanContext | None = None
+    """The publish span's, so the lines `_settle` logs carry the request's trace id."""
 
 
 @dataclass(frozen=True)
@@ -237,14 +241,16 @@ class Firer:
                 fire.scheduled_for,
                 self.clock.now(),
             )
-            await self.nc.publish(t.warmup_subject(fire.integration_id), body)
-            if not quiet:
-                log.info(
-                    "scheduler.warmup_sent",
-                    integration_id=fire.integration_id,
-                    key=target.idempotency_key,
-                    scheduled_for=fire.scheduled_for.isoformat(),
-                )
+            subject = t.warmup_subject(fire.integration_id)
+            with publish_span(subject, body) as headers:
+                await self.nc.publish(subject, body, headers=headers or None)
+                if not quiet:  # inside the span: the line carries the warm-up's trace id
+                    log.info(
+                        "scheduler.warmup_sent",
+                        integration_id=fire.integration_id,
+                        key=target.idempotency_key,
+                        scheduled_for=fire.scheduled_for.isoformat(),
+                    )
         # No `flush()`: the request that follows goes down the same connection after these, and
         # a task cancelled inside nats-py's flush leaves a PONG future that its read loop later
         # fails on (nats-py 2.16 `_process_pong`), losing the replies read with it.
@@ -277,23 +283,25 @@ class Firer:
                     published_at=published_at,
                     drift_ms=drift_ms,
                 )
-                sent.append(_Sent(fire, target, published_at, round(drift_ms, 3)))
+                subject = t.request_subject(fire.integration_id)
+                span_context = None
                 try:
-                    await self.nc.publish(
-                        t.request_subject(fire.integration_id),
-                        body,
-                        reply=acks.reply(index),
-                        headers={"Nats-Msg-Id": target.idempotency_key},
-                    )
+                    # A fire of the clock loop starts the sync's trace here (a trigger's or a
+                    # backfill's continues the command's); its context rides in the headers.
+                    with publish_span(subject, body, {"Nats-Msg-Id": target.idempotency_key}) as h:
+                        span_context = current_span_context()
+                        await self.nc.publish(subject, body, reply=acks.reply(index), headers=h)
                 except Exception as exc:
                     acks.fail(index, f"{type(exc).__name__}: {exc}"[:200])
+                sent.append(_Sent(fire, target, published_at, round(drift_ms, 3), span_context))
             await acks.wait(ACK_TIMEOUT_SECONDS)
         finally:
             await acks.close()
         quiet = len(sent) > LOG_EACH_FIRE_UP_TO
-        reports = [
-            self._settle(one, *acks.outcome(index), quiet=quiet) for index, one in enumerate(sent)
-        ]
+        reports: list[FireReport] = []
+        for index, one in enumerate(sent):
+            with resumed(one.span_context):  # its log lines carry the request's trace id
+                reports.append(self._settle(one, *acks.outcome(index), quiet=quiet))
         self.writer.start()
         if quiet:
             log.info(
@@ -350,6 +358,8 @@ class Firer:
             )
         if duplicate:
             return report  # the replica whose copy was stored records and alerts
+        if fire.due_at is not None:
+            self.metrics.observe_drift(drift_ms, catch_up=fire.catch_up)
         if fire.advances_watermark:
             self.writer.submit(one)
         if drift_ms > self.settings.drift_alert_seconds * 1000:

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import nats
 from faststream import FastStream
 from faststream.nats import NatsBroker, NatsMessage
 from nats.aio.client import Client
@@ -61,12 +60,16 @@ from syncbus_shared.contracts import (
 )
 from syncbus_shared.integrations import get_integration
 from syncbus_shared.logs import get_logger
+from syncbus_shared.natsclient import broker_options, connect
+from syncbus_shared.probes import Probes, ProbeSettings, nats_check
 from syncbus_shared.settings import NatsSettings, ServiceSettings
+from syncbus_shared.tracing import NatsTracingMiddleware
 
 from .catchup import Missed, missed_fires
 from .clock import Clock
 from .cron import CronError
 from .firing import Fire, FirePublishError, Firer, FireReport, fire_target
+from .metrics import SchedulerMetrics
 from .periods import fire_for_period, period_range
 from .plans import Plan, PlanBook, first_fire_after
 from .settings import SchedulerSettings
@@ -745,32 +748,24 @@ def instance_name(settings: ServiceSettings) -> str:
 
 async def _connect_no_echo(nats_settings: NatsSettings, name: str) -> Client:
     """A second connection that does not receive its own messages (for watching warm-ups)."""
-    options: dict[str, object] = {}
-    if nats_settings.user:
-        options["user"] = nats_settings.user
-    if nats_settings.password is not None:
-        options["password"] = nats_settings.password.get_secret_value()
-    return await nats.connect(
-        servers=nats_settings.servers,
-        name=name,
-        no_echo=True,
-        connect_timeout=nats_settings.connect_timeout_seconds,
-        max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,
-        **options,
-    )
+    return await connect(nats_settings, name, no_echo=True)
 
 
 def build_app(
     nats_settings: NatsSettings | None = None,
     settings: SchedulerSettings | None = None,
     service: ServiceSettings | None = None,
+    probes: ProbeSettings | None = None,
 ) -> FastStream:
+    """The scheduler app; with `probes`, it serves /livez, /readyz and /metrics too."""
     nats_settings = nats_settings or NatsSettings()
+    metrics = SchedulerMetrics()
     settings = settings or SchedulerSettings()
     service = service or ServiceSettings()
     instance = instance_name(service)
-    broker = NatsBroker(nats_settings.servers, max_reconnect_attempts=-1, logger=None)
+    broker = NatsBroker(
+        **broker_options(nats_settings), logger=None, middlewares=(NatsTracingMiddleware,)
+    )
     holder: dict[str, Scheduler] = {}
     started = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
@@ -862,8 +857,15 @@ def build_app(
         extra.append(watcher_nc)
         await gate.watch_warmups(watcher_nc)
         await gate.renew()
-        firer = Firer(nc, js, states, settings, clock=clock)
+        firer = Firer(nc, js, states, settings, clock=clock, metrics=metrics)
         scheduler = Scheduler(firer, settings, gate=gate)
+        metrics.observe_state(
+            lambda: len(scheduler.book),
+            lambda: len(scheduler.paused),
+            lambda: len(scheduler.rejected),
+            lambda: gate.holds_lease,
+            lambda: clock.offset_s,
+        )
         holder["scheduler"] = scheduler
 
         async def keep_lease() -> None:
@@ -913,6 +915,10 @@ def build_app(
             with contextlib.suppress(Exception):
                 await client.close()
 
+    if probes is not None:
+        server = Probes("scheduler", metrics.registry, probes)
+        server.add_check("nats", nats_check(broker))
+        server.attach(app)
     return app
 
 
