@@ -245,7 +245,7 @@ async def test_no_nats_is_one_sentence_and_exit_3(tmp_path: Path):
     assert "cannot reach NATS at nats://127.0.0.1:1" in done.stderr
 
 
-def test_the_example_file_in_docs_is_a_valid_declaration():
+async def test_the_example_file_in_docs_is_a_valid_declaration():
     from syncbus_adapters.registry import available_adapters  # noqa: PLC0415
     from syncbus_cli.apply_plan import read_file  # noqa: PLC0415
 
