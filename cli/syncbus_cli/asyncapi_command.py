@@ -116,13 +116,16 @@ class Sent:
 
     @property
     def filter(self) -> str:
-        return self.subject.replace("{integration_id}", "*").replace("{kind}", "*")
+        subject = self.subject.replace("{integration_id}", "*").replace("{kind}", "*")
+        return subject.replace("{requester}", "*")
 
 
 _CREDENTIALS = Sent(
-    "credentials.get.{integration_id}",
+    "credentials.get.{requester}.{integration_id}",
     CredentialRequest,
-    "Request/reply to the credential service: the credential for one integration's vendor.",
+    "Request/reply to the credential service: the credential for one integration's vendor. "
+    "`requester` is the asker's inbox prefix (`_INBOX_dispatcher`); the answer goes only to a "
+    "reply subject under it.",
     CredentialResponse,
 )
 
@@ -326,6 +329,11 @@ def _finish(document: dict[str, Any], replies: dict[str, type[Message]]) -> dict
         if "{kind}" in address:
             channel.setdefault("parameters", {})["kind"] = {
                 "description": "The alert kind, e.g. drift or missed_periods."
+            }
+        if "{requester}" in address:
+            channel.setdefault("parameters", {})["requester"] = {
+                "description": "The requester's NATS inbox prefix, e.g. _INBOX_dispatcher; "
+                "NATS permissions let each user name only its own."
             }
     # FastStream keeps endpoints in registration order, which is not stable between builds:
     # sort the named maps so that the committed text changes only when the content does.

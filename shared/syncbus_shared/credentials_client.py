@@ -40,6 +40,11 @@ class CredentialUnavailableError(Exception):
         self.message = message
 
 
+def inbox_prefix(nc: Client) -> str:
+    """The connection's inbox prefix (`_INBOX_dispatcher`), from a public call: a new inbox."""
+    return nc.new_inbox().rsplit(".", 1)[0]
+
+
 async def fetch_credential(
     nc: Client,
     integration_id: str,
@@ -51,7 +56,8 @@ async def fetch_credential(
     request = CredentialRequest(
         integration_id=integration_id, purpose=purpose, force_refresh=force_refresh
     )
-    subject, body = t.credentials_subject(integration_id), request.to_bytes()
+    subject = t.credentials_subject(integration_id, inbox_prefix(nc))
+    body = request.to_bytes()
     try:
         with request_span(subject, body) as headers:
             reply = await nc.request(subject, body, timeout=timeout, headers=headers or None)

@@ -33,6 +33,9 @@ QUEUE_CREDENTIALS = "credentials"
 QUEUE_DISPATCHER_WARMUP = "dispatcher-warmup"
 QUEUE_SCHEDULER_COMMANDS = "scheduler"
 
+DEFAULT_INBOX_PREFIX = "_INBOX"
+"""nats-py's inbox prefix when a connection sets none (development, no NATS users)."""
+
 INVALID_INTEGRATION = "_invalid"
 """Results for requests whose integration id cannot be read go to `sync.result._invalid`."""
 
@@ -72,8 +75,24 @@ def ledger_integration_subject(integration_id: str) -> str:
     return f"ledger.{integration_id}.>"
 
 
-def credentials_subject(integration_id: str) -> str:
-    return f"credentials.get.{integration_id}"
+def credentials_subject(integration_id: str, requester: str = DEFAULT_INBOX_PREFIX) -> str:
+    """`credentials.get.<requester>.<integration_id>`; `requester` is the asker's inbox prefix.
+
+    The requester is in the subject so that NATS permissions can vouch for it: each user may
+    publish only under its own prefix (`credentials.get._INBOX_dispatcher.*`) and subscribe only
+    to its own inbox, and the credential service answers only a reply subject under the prefix
+    the subject names. A request naming any other subscriber's subject (another requester's
+    inbox included) as its reply gets no answer.
+    """
+    return f"credentials.get.{requester}.{integration_id}"
+
+
+def parse_credentials_subject(subject: str) -> tuple[str, str] | None:
+    """`(requester, integration_id)` of a credential request subject, or None."""
+    parts = subject.split(".")
+    if len(parts) != 4 or parts[:2] != ["credentials", "get"]:
+        return None
+    return parts[2], parts[3]
 
 
 def credentials_invalidate_subject(integration_id: str) -> str:
@@ -124,5 +143,5 @@ REQUEST_FILTER = "sync.request.*"
 WARMUP_FILTER = "sync.warmup.*"
 RESULT_FILTER = "sync.result.*"
 HEALTH_RECHECK_FILTER = "health.recheck.*"
-CREDENTIALS_FILTER = "credentials.get.*"
+CREDENTIALS_FILTER = "credentials.get.*.*"
 CREDENTIALS_INVALIDATE_FILTER = "credentials.invalidate.*"

@@ -73,11 +73,11 @@ def test_who_sends_and_who_receives_each_request_subject_is_documented():
 
 def test_request_reply_subjects_name_the_reply_they_get():
     document = build_document()
-    reply = document["operations"]["credentials.get.*"]["reply"]
+    reply = document["operations"]["credentials.get.*.*"]["reply"]
     channel = reply["channel"]["$ref"].rsplit("/", 1)[-1]
     assert channel == "_INBOX.%2A%20%28CredentialResponse%29"
     assert document["channels"]["_INBOX.* (CredentialResponse)"]["address"] is None
-    asking = document["operations"]["credentials.get.* (dispatcher)"]
+    asking = document["operations"]["credentials.get.*.* (dispatcher)"]
     assert asking["action"] == "send"
     assert asking["reply"] == reply
     assert "reply" in document["operations"]["scheduler.backfill"]

@@ -3,7 +3,7 @@
 xledger          the Xledger fake in this event loop on a free port (real HTTP), with its
                  control API at `xledger.control`
 credentials      a stand-in for the credential service on real NATS: it answers
-                 `credentials.get.<id>` with the token a test gave it (the real service and
+                 `credentials.get.<requester>.<id>` with the token a test gave it (the real service and
                  Vault are exercised by tests/e2e)
 clock            a ManualClock at 2026-12-03T09:00Z
 make_monitor     make_monitor(settings=..., rng=...) -> HealthMonitor on that clock

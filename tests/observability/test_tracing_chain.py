@@ -356,11 +356,11 @@ async def test_one_trace_follows_a_sync_from_the_scheduler_fire_to_its_result(
     assert process.kind is SpanKind.CONSUMER
     assert _parent_id(process) == _span_id(fire)
 
-    request = _one(chain, f"request credentials.get.{iid}")
+    request = _one(chain, f"request {t.credentials_subject(iid)}")
     assert request.kind is SpanKind.CLIENT
     assert "process sync.request.*" in _ancestors(request, by_id)
 
-    serve = _one(chain, "process credentials.get.*")
+    serve = _one(chain, f"process {t.credentials_subject('*')}")
     assert serve.kind is SpanKind.SERVER
     assert _parent_id(serve) == _span_id(request)
 
@@ -406,8 +406,8 @@ async def test_the_spans_carry_the_messaging_and_http_semantic_conventions(
     assert process["messaging.consumer.group.name"] == t.CONSUMER_DISPATCHER
     assert process["messaging.message.id"] == key
 
-    request = _one(finished, f"request credentials.get.{iid}").attributes or {}
-    assert request["messaging.destination.name"] == f"credentials.get.{iid}"
+    request = _one(finished, f"request {t.credentials_subject(iid)}").attributes or {}
+    assert request["messaging.destination.name"] == t.credentials_subject(iid)
     assert request["messaging.operation.type"] == "send"
 
     result = _one(finished, f"publish sync.result.{iid}").attributes or {}
@@ -450,7 +450,7 @@ async def test_the_credential_services_token_endpoint_call_is_part_of_the_syncs_
     chain = [s for s in finished if _trace_id(s) == trace_id]
     by_id = {_span_id(s): s for s in chain}
 
-    serve = _one(chain, "process credentials.get.*")
+    serve = _one(chain, f"process {t.credentials_subject('*')}")
     token_url = bc_world.fake_url
     (token_call,) = [s for s in chain if (s.attributes or {}).get("url.full") == token_url]
     assert token_call.kind is SpanKind.CLIENT

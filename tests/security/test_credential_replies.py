@@ -1,10 +1,14 @@
 """The real credential service, running as NATS user `credentials`, answers only into the
-inboxes of the users allowed to ask it, whatever reply subject a request names.
+inbox of the user who asked, whatever reply subject a request names.
 
 A stack with `secure_nats=True` runs nats-server with deploy/nats/syncbus-accounts.conf, OpenBao
-and the credential service as its own process. A request that names another party's subject as
-its reply gets its answer refused by the server (the violation is in the server's log) and the
-party listening there receives nothing.
+and the credential service as its own process. A request names its requester's inbox prefix in
+its subject (which the server lets each user do only for its own); one whose reply subject lies
+elsewhere, another requester's inbox included, is refused by the service
+(`credentials.reply_refused` in its log), and the party listening there receives nothing.
+Behind that, the server would refuse the service's publish to anything but the requesters'
+inboxes (`tests/security/test_nats_permissions.py` shows it with a responder that answers
+blindly).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 from nats.js.errors import NotFoundError
-from nats_security_support import Watched, connect_as, server_logged
+from nats_security_support import Watched, connect_as
 
 from syncbus_devstack import Stack
 from syncbus_shared import topology as t
@@ -50,6 +54,18 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
         await put_integration(operator.nc.jetstream(), config)
         await operator.nc.close()
         yield running
+
+
+async def service_logged(stack: Stack, *fragments: str, timeout: float = 10.0) -> str:
+    """The first line of the credential service's log holding every fragment, once written."""
+    path = stack.log_dir / "credentials.log"
+    async with asyncio.timeout(timeout):
+        while True:
+            text = path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+            for line in text.splitlines():
+                if all(f in line for f in fragments):
+                    return line
+            await asyncio.sleep(0.02)  # polling the service's own log line, not guessing a delay
 
 
 async def _as(stack: Stack, user: str) -> Watched:
@@ -102,12 +118,14 @@ async def test_a_request_naming_another_subject_as_its_reply_gets_no_answer_ther
         before = await _last_seq(js, stream, reply)
         await operator.nc.subscribe(reply, cb=record)
         await operator.settle()
-        await dispatcher.nc.publish(t.credentials_subject(INTEGRATION), _request(), reply=reply)
+        subject = t.credentials_subject(INTEGRATION, "_INBOX_dispatcher")
+        await dispatcher.nc.publish(subject, _request(), reply=reply)
         await dispatcher.settle()
-        line = await server_logged(
-            stack.nats, '"$G/user:credentials"', "Publish Violation", f'"{reply}"'
+        line = await service_logged(
+            stack, "credentials.reply_refused", reply.rsplit(".", 1)[0], subject
         )
         assert SECRET not in line
+        assert dispatcher.violations() == []  # the dispatcher may ask under its own prefix
         await operator.settle()
         assert heard == []
         assert await _last_seq(js, stream, reply) == before
@@ -131,12 +149,6 @@ async def _last_seq(js: object, stream: str | None, subject: str) -> int | None:
     return int(msg.seq)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="NATS subject permissions cannot tie a reply to its requester: the credential "
-    "service may answer into both requesters' inboxes, so a dispatcher naming the health "
-    "monitor's inbox is not refused (see deploy/nats/README.md, 'What this does not stop')",
-)
 async def test_a_dispatcher_naming_the_health_monitors_inbox_as_its_reply_gets_no_answer_there(
     stack: Stack,
 ):
@@ -154,9 +166,13 @@ async def test_a_dispatcher_naming_the_health_monitors_inbox_as_its_reply_gets_n
     try:
         await health.nc.subscribe(victim, cb=record)
         await health.settle()
-        await dispatcher.nc.publish(t.credentials_subject(INTEGRATION), _request(), reply=victim)
+        subject = t.credentials_subject(INTEGRATION, "_INBOX_dispatcher")
+        await dispatcher.nc.publish(subject, _request(), reply=victim)
+        await service_logged(stack, "credentials.reply_refused", "_INBOX_health-monitor", subject)
+        # The refusal is logged before anything would have been sent; give a wrong answer
+        # every chance to arrive anyway.
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(10), arrived:
+            async with asyncio.timeout(2), arrived:
                 await arrived.wait_for(lambda: bool(heard))
         assert heard == []
     finally:

@@ -54,7 +54,7 @@ async def test_the_dispatcher_and_the_health_monitor_get_an_answer_to_a_credenti
 ):
     server, users = locked_nats
     service, heard = await _responder(server, users)
-    subject = t.credentials_subject(unique_id("it"))
+    subject = t.credentials_subject(unique_id("it"), f"_INBOX_{user}")
     async with connected(server, users, user) as [requester]:
         reply = await requester.nc.request(subject, b"{}", timeout=5)
         assert reply.data == b"answer"
@@ -71,7 +71,7 @@ async def test_any_other_user_asking_for_a_credential_is_refused_and_the_service
 ):
     server, users = locked_nats
     service, heard = await _responder(server, users)
-    subject = t.credentials_subject(unique_id("it"))
+    subject = t.credentials_subject(unique_id("it"), f"_INBOX_{user}")
     async with connected(server, users, user) as [requester]:
         await requester.nc.publish(subject, b"{}", reply=f"_INBOX_{user}.x")
         refusal = await requester.refused(subject)
@@ -81,9 +81,50 @@ async def test_any_other_user_asking_for_a_credential_is_refused_and_the_service
     await service.nc.close()
 
 
+@pytest.mark.parametrize(
+    "reply", ["sync.result.x", "_INBOX_application.x", "_INBOX_scheduler.x", "$KV.integrations.x"]
+)
+async def test_a_credential_responder_that_answered_blindly_would_still_be_refused_by_the_server(
+    locked_nats: Locked, reply: str, unique_id
+):
+    """The server's own layer, behind the service's check: only requesters' inboxes."""
+    server, users = locked_nats
+    service, heard = await _responder(server, users)  # answers whatever reply it is given
+    subject = t.credentials_subject(unique_id("it"), "_INBOX_dispatcher")
+    async with connected(server, users, "dispatcher") as [dispatcher]:
+        await dispatcher.nc.publish(subject, b"{}", reply=reply)
+        refusal = await service.refused(reply)
+        assert "publish" in refusal.lower()
+    assert heard == [subject]
+    await service.nc.close()
+
+
+@pytest.mark.parametrize(
+    ("user", "other"), [("dispatcher", "health-monitor"), ("health-monitor", "dispatcher")]
+)
+async def test_a_requester_may_not_ask_in_the_other_requesters_name(
+    locked_nats: Locked, user: str, other: str, unique_id
+):
+    server, users = locked_nats
+    service, heard = await _responder(server, users)
+    subject = t.credentials_subject(unique_id("it"), f"_INBOX_{other}")
+    async with connected(server, users, user) as [requester]:
+        await requester.nc.publish(subject, b"{}", reply=f"_INBOX_{other}.stolen")
+        refusal = await requester.refused(subject)
+        assert "publish" in refusal.lower()
+        await service.settle()
+    assert heard == []
+    await service.nc.close()
+
+
 @pytest.mark.parametrize("user", NOT_CREDENTIAL_SERVICE)
 @pytest.mark.parametrize(
-    "subject", ["credentials.get.*", "credentials.get.toyen-xledger", "credentials.invalidate.*"]
+    "subject",
+    [
+        "credentials.get.*.*",
+        "credentials.get._INBOX_dispatcher.toyen-xledger",
+        "credentials.invalidate.*",
+    ],
 )
 async def test_no_user_but_the_credential_service_may_listen_to_credential_subjects(
     locked_nats: Locked, user: str, subject: str
@@ -116,7 +157,7 @@ async def test_an_operator_listening_to_everything_still_hears_no_credential_req
     async def record(msg: object) -> None:
         seen.append(msg.subject)  # type: ignore[attr-defined]
 
-    subject = t.credentials_subject(unique_id("it"))
+    subject = t.credentials_subject(unique_id("it"), "_INBOX_dispatcher")
     async with connected(server, users, "operator", "dispatcher") as [operator, dispatcher]:
         await operator.nc.subscribe(">", cb=record)
         await operator.settle()
@@ -137,6 +178,19 @@ async def test_nobody_but_the_requester_may_listen_on_its_inbox(locked_nats: Loc
 
 
 # --- the application user: stage, request, read results; nothing else ----------------------
+
+
+async def test_an_application_connecting_with_the_client_as_its_user_and_inbox_can_request(
+    locked_nats: Locked, unique_id
+):
+    server, users = locked_nats
+    password = users.client_env("application")["SYNCBUS_NATS_PASSWORD"]
+    async with SyncbusClient.connect(
+        server.url, user="application", password=password, inbox_prefix="_INBOX_application"
+    ) as client:
+        receipt = await client.request_sync(unique_id("it"), period_id="2017-01")
+        again = await client.request_sync(receipt.integration_id, period_id="2017-01")
+    assert again.duplicate
 
 
 async def test_the_application_stages_requests_and_reads_its_result_through_the_client(
@@ -199,7 +253,8 @@ def _voucher(integration_id: str) -> Voucher:
 
 
 @pytest.mark.parametrize(
-    "subject", ["credentials.get.*", "credentials.>", "sync.warmup.*", "sync.request.*", "alerts.>"]
+    "subject",
+    ["credentials.get.*.*", "credentials.>", "sync.warmup.*", "sync.request.*", "alerts.>"],
 )
 async def test_the_application_may_not_listen_to_credentials_warm_ups_or_requests(
     locked_nats: Locked, subject: str

@@ -1,4 +1,4 @@
-"""The credential service: answers `credentials.get.<integration_id>` from Vault, via a cache.
+"""The credential service: answers `credentials.get.<requester>.<integration_id>` from Vault.
 
 It is the only part of syncbus that talks to Vault. It looks the secret's path up in the
 integration's config itself (a caller cannot choose a path), and answers with what the vendor
@@ -307,6 +307,15 @@ def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
 
 
+def reply_is_the_requesters(subject: str, reply: str | None) -> bool:
+    """Is `reply` an inbox under the prefix the request's subject names?"""
+    parsed = t.parse_credentials_subject(subject)
+    if parsed is None or not reply:
+        return False
+    requester, _ = parsed
+    return requester.startswith(t.DEFAULT_INBOX_PREFIX) and reply.startswith(requester + ".")
+
+
 def _error(integration_id: str, error_class: ErrorClass, message: str) -> CredentialResponse:
     return CredentialResponse(
         integration_id=integration_id, error=ErrorInfo(error_class=error_class, message=message)
@@ -360,20 +369,31 @@ def build(
         t.CREDENTIALS_FILTER,
         queue=t.QUEUE_CREDENTIALS,
         max_workers=settings.max_concurrent_requests,
-        title="credentials.get.*",
-        description="Request/reply: the credential an integration's vendor needs.",
+        no_reply=True,  # answered below, and only into the requester's own inbox
+        title="credentials.get.*.*",
+        description="Request/reply on credentials.get.<requester inbox prefix>.<integration_id>: "
+        "the credential an integration's vendor needs, answered only to a reply subject under "
+        "that prefix.",
     )
-    async def get_credentials(msg: NatsMessage) -> bytes:
+    async def get_credentials(msg: NatsMessage) -> None:
+        raw = msg.raw_message
+        if not reply_is_the_requesters(raw.subject, raw.reply):
+            # NATS lets a requester publish only under its own prefix; answering into any other
+            # subject (another requester's inbox, a stream) would hand the secret to its reader.
+            log.warning(
+                "credentials.reply_refused",
+                subject=raw.subject,
+                reply_prefix=raw.reply.rsplit(".", 1)[0] if raw.reply else None,
+            )
+            return
         try:
-            response = await service.answer(msg.raw_message.subject, msg.body)
+            response = await service.answer(raw.subject, msg.body)
         except Exception as exc:  # one bad request never kills the service
             log.exception("credentials.failed", error=type(exc).__name__)
             response = _error(
-                msg.raw_message.subject.rsplit(".", 1)[-1],
-                ErrorClass.CREDENTIALS_UNAVAILABLE,
-                "internal error",
+                raw.subject.rsplit(".", 1)[-1], ErrorClass.CREDENTIALS_UNAVAILABLE, "internal error"
             )
-        return response.to_bytes()
+        await raw.respond(response.to_bytes())
 
     @broker.subscriber(
         t.CREDENTIALS_INVALIDATE_FILTER,

@@ -1,4 +1,4 @@
-"""Credential request/reply on `credentials.get.<integration_id>`."""
+"""Credential request/reply on `credentials.get.<requester inbox prefix>.<integration_id>`."""
 
 from __future__ import annotations
 

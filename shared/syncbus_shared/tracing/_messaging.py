@@ -1,9 +1,11 @@
 """NATS spans after the OpenTelemetry messaging semantic conventions, and their propagation.
 
-    publish sync.request.toyen     PRODUCER  raw nats-py/JetStream publish (`publish_span`)
-    request credentials.get.toyen  CLIENT    request/reply, waits for the answer (`request_span`)
-    process sync.request.*         CONSUMER  a FastStream handler (`NatsTracingMiddleware`)
-    process credentials.get.*      SERVER    the same, for a request that expects a reply
+    publish sync.request.toyen       PRODUCER  raw nats-py/JetStream publish (`publish_span`)
+    request credentials.get.<p>.toyen CLIENT   request/reply, waits for the answer (`request_span`)
+    process sync.request.*           CONSUMER  a FastStream handler (`NatsTracingMiddleware`)
+    process credentials.get.<p>.*    SERVER    the same, for a request that expects a reply
+
+(`<p>` is the requester's inbox prefix, e.g. `_INBOX_dispatcher`.)
 
 Every span has `messaging.system=nats`, `messaging.destination.name` (the subject),
 `messaging.destination.template` (the subject with its integration id as `*`),
