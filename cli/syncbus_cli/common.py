@@ -10,9 +10,10 @@ import typer
 from nats.aio.client import Client
 from nats.errors import NoRespondersError, NoServersError
 from nats.errors import TimeoutError as NatsTimeoutError
+from pydantic import ValidationError
 from rich.console import Console
 
-from syncbus_shared.natsclient import NatsUnreachableError, connect
+from syncbus_shared.natsclient import NatsTlsConfigError, NatsUnreachableError, connect
 from syncbus_shared.settings import NatsSettings
 
 err = Console(stderr=True, soft_wrap=True)
@@ -31,13 +32,36 @@ CLI_CONNECT_SECONDS = 5.0
 
 async def cli_connect(url: str, name: str) -> Client:
     """A NATS connection for one command: give up after a few seconds, in one sentence."""
-    return await connect(NatsSettings(url=url), name, first_connect_timeout=CLI_CONNECT_SECONDS)
+    return await connect(nats_settings(url), name, first_connect_timeout=CLI_CONNECT_SECONDS)
+
+
+class NatsSettingsError(Exception):
+    """A SYNCBUS_NATS_* variable is malformed (one sentence naming it, never its value)."""
+
+
+def nats_settings(url: str) -> NatsSettings:
+    """The command's NATS settings: `--nats-url` and the other SYNCBUS_NATS_* variables."""
+    try:
+        return NatsSettings(url=url)
+    except ValidationError as exc:
+        raise NatsSettingsError(describe_settings_error(exc)) from None
+
+
+def describe_settings_error(exc: ValidationError) -> str:
+    """One sentence naming the variable, never its value (settings hide their input)."""
+    first = exc.errors(include_input=False, include_url=False)[0]
+    field = ".".join(str(part) for part in first["loc"]) or "a setting"
+    return f"the NATS setting SYNCBUS_NATS_{field.upper()} is not valid: {first['msg']}"
 
 
 def run_or_fail(coro: Coroutine[Any, Any, T], command: str) -> T:
     """Run one CLI coroutine; a NATS that cannot be reached is one sentence, not a traceback."""
     try:
         return asyncio.run(coro)
+    except NatsTlsConfigError as exc:
+        err.print(f"[red]syncbus {command}: {exc}[/red]")
+    except NatsSettingsError as exc:
+        err.print(f"[red]syncbus {command}: {exc}[/red]")
     except NatsUnreachableError as exc:
         err.print(f"[red]syncbus {command}: {exc} (is the stack running? see --nats-url)[/red]")
     except (NoServersError, OSError) as exc:

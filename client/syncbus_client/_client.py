@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import urllib.parse
 from collections import OrderedDict
 from collections.abc import Coroutine, Generator, Iterable, Mapping
@@ -153,14 +154,30 @@ class SyncbusClient:
         name: str = "syncbus-client",
         user: str | None = None,
         password: str | None = None,
+        inbox_prefix: str | None = None,
+        tls: ssl.SSLContext | None = None,
         connect_timeout: float = 10.0,
     ) -> _Connecting:
-        """Connect to NATS (comma-separated URLs). Raises `ConnectError` after `connect_timeout`."""
-        return _Connecting(cls._open(url, name, user, password, connect_timeout))
+        """Connect to NATS (comma-separated URLs). Raises `ConnectError` after `connect_timeout`.
+
+        Against a NATS with syncbus's users (deploy/nats), an application connects as its user
+        with its inbox prefix (`inbox_prefix="_INBOX_application"`: the only inbox it may
+        read); `tls` is an `ssl.SSLContext` trusting the server's CA.
+        """
+        options: dict[str, Any] = {}
+        if user is not None:
+            options["user"] = user
+        if password is not None:
+            options["password"] = password
+        if inbox_prefix is not None:
+            options["inbox_prefix"] = inbox_prefix
+        if tls is not None:
+            options["tls"] = tls
+        return _Connecting(cls._open(url, name, options, connect_timeout))
 
     @classmethod
     async def _open(
-        cls, url: str, name: str, user: str | None, password: str | None, connect_timeout: float
+        cls, url: str, name: str, options: dict[str, Any], connect_timeout: float
     ) -> SyncbusClient:
         connected = False
 
@@ -177,11 +194,7 @@ class SyncbusClient:
 
         nc = Client()
         # nats-py annotates the wait as int; it is used as seconds and may be a fraction.
-        options: dict[str, Any] = {"reconnect_time_wait": 0.5}
-        if user is not None:
-            options["user"] = user
-        if password is not None:
-            options["password"] = password
+        options = {"reconnect_time_wait": 0.5, **options}
         servers = [part.strip() for part in url.split(",") if part.strip()]
         try:
             async with asyncio.timeout(connect_timeout):

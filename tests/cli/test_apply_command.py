@@ -264,3 +264,15 @@ async def test_syncbus_provision_json_lists_what_it_created_and_what_was_up_to_d
     assert "bucket exported-vouchers" in json.loads(first.stdout)["created"]
     assert json.loads(again.stdout)["created"] == []
     assert "stream SYNC_REQUESTS" in json.loads(again.stdout)["updated"]
+
+
+async def test_a_malformed_nats_variable_is_one_sentence_naming_it_not_a_traceback():
+    done = await asyncio.to_thread(
+        CliRunner().invoke,
+        app,
+        ["provision", "--nats-url", "nats://127.0.0.1:1"],
+        env={"SYNCBUS_NATS_CONNECT_TIMEOUT_SECONDS": "-1"},
+    )
+    assert done.exit_code == 1
+    assert "the NATS setting SYNCBUS_NATS_CONNECT_TIMEOUT_SECONDS is not valid" in done.stderr
+    assert "Traceback" not in done.output
