@@ -15,7 +15,6 @@ from credentials_support import (
     SERVICE_ACCOUNT_UID,
     AppRole,
     Sessions,
-    ThrowawayCA,
     make_approle,
 )
 from pydantic import SecretStr, ValidationError
@@ -26,6 +25,7 @@ from syncbus_credentials.vault import VaultReader
 from syncbus_devstack import OpenBaoDev
 from syncbus_fakes.kubernetes import TokenReviewFake
 from syncbus_fakes.server import serve_app
+from throwaway_ca import ThrowawayCA
 
 pytestmark = pytest.mark.usefixtures("no_vault_env")
 

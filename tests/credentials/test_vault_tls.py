@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from credentials_support import Sessions, ThrowawayCA, secret_of
+from credentials_support import Sessions, secret_of
 from pydantic import ValidationError
 
 from syncbus_credentials.errors import VaultTlsError
@@ -17,6 +17,7 @@ from syncbus_credentials.settings import VaultSettings
 from syncbus_credentials.vault import VaultReader
 from syncbus_devstack import OpenBaoDev
 from syncbus_devstack.ports import free_port
+from throwaway_ca import ThrowawayCA
 
 pytestmark = pytest.mark.usefixtures("no_vault_env")
 

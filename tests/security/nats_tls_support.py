@@ -9,18 +9,12 @@ Imported by name (tests/ has no packages).
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
 from syncbus_devstack.nats_users import ACCOUNTS_CONF
+from throwaway_ca import ThrowawayCA
 
 
 @dataclass(frozen=True)
@@ -31,9 +25,10 @@ class Issued:
 
 @dataclass(frozen=True)
 class ThrowawayCa:
+    """`throwaway_ca.ThrowawayCA` with its certificates written to files (nats-server wants paths)."""
+
     folder: Path
-    key: ec.EllipticCurvePrivateKey
-    cert: x509.Certificate
+    ca: ThrowawayCA
 
     @property
     def cert_file(self) -> Path:
@@ -42,40 +37,9 @@ class ThrowawayCa:
     @classmethod
     def make(cls, folder: Path, name: str) -> ThrowawayCa:
         folder.mkdir(parents=True, exist_ok=True)
-        key = ec.generate_private_key(ec.SECP256R1())
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        now = dt.datetime.now(dt.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-            )
-            .sign(key, hashes.SHA256())
-        )
-        ca = cls(folder, key, cert)
-        ca.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        return ca
+        made = cls(folder, ThrowawayCA(name))
+        made.cert_file.write_bytes(made.ca.cert_pem)
+        return made
 
     def issue(
         self,
@@ -85,38 +49,10 @@ class ThrowawayCa:
         dns: tuple[str, ...] = (),
         client: bool = False,
     ) -> Issued:
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.UTC)
-        names: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
-        names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
-        usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-            .issuer_name(self.cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
-                critical=False,
-            )
-        )
-        if names:
-            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-        cert = builder.sign(self.key, hashes.SHA256())
+        pem = self.ca.issue(name, ips=ips, dns=dns, client=client)
         issued = Issued(self.folder / f"{name}.pem", self.folder / f"{name}-key.pem")
-        issued.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        issued.key_file.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
+        issued.cert_file.write_bytes(pem.cert_pem)
+        issued.key_file.write_bytes(pem.key_pem)
         issued.key_file.chmod(0o600)
         return issued
 
