@@ -18,12 +18,12 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Self
+from typing import ClassVar
 
 from .binaries import find_nats_server
 from .child import ChildProcess, first_done, ready_future
 from .errors import NotReadyError, PortInUseError, ProcessExitedError, StackError
+from .server_process import ServerProcess
 
 COMPONENT = "nats-server"
 _LISTENING = re.compile(r"Listening for client connections on (?P<host>\S+):(?P<port>\d+)")
@@ -35,8 +35,10 @@ _IN_USE_ADDRESS = re.compile(
 )
 
 
-class NatsServer:
+class NatsServer(ServerProcess):
     """One nats-server process; `start()` may be called again after `stop()` or `kill()`."""
+
+    component: ClassVar[str] = COMPONENT
 
     def __init__(
         self,
@@ -72,46 +74,11 @@ class NatsServer:
         url = self._url_or_none()
         return f"NatsServer(url={url!r}, pid={self.pid}, store_dir={self.store_dir})"
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
     # --- where it runs -------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise StackError("nats-server has not been started yet", component=COMPONENT)
-        return self._port
 
     @property
     def url(self) -> str:
         return f"nats://{_client_host(self.host)}:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        return self._child.pid if self._child is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self._child is not None and self._child.running
-
-    def tail(self, lines: int = 20) -> list[str]:
-        return self._child.tail(lines) if self._child is not None else []
-
-    async def wait(self, timeout: float | None = None) -> int:
-        """The exit code once the server exits (TimeoutError after `timeout`)."""
-        if self._child is None:
-            raise StackError("nats-server was never started", component=COMPONENT)
-        return await self._child.wait(timeout)
 
     def _url_or_none(self) -> str | None:
         return self.url if self._port is not None else None

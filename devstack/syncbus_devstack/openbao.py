@@ -28,8 +28,7 @@ import re
 import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any, ClassVar
 
 import httpx
 import hvac
@@ -39,6 +38,7 @@ from .binaries import find_bao
 from .child import ChildProcess, first_done, ready_future
 from .errors import NotReadyError, PortInUseError, ProcessExitedError, StackError
 from .ports import free_port
+from .server_process import ServerProcess
 
 COMPONENT = "openbao"
 DEFAULT_MOUNT = "secret"
@@ -49,8 +49,10 @@ _MASK = "**********"
 _PORT_ATTEMPTS = 5
 
 
-class OpenBaoDev:
+class OpenBaoDev(ServerProcess):
     """One `bao server -dev` process. Nothing in its repr or logs reveals the root token."""
+
+    component: ClassVar[str] = COMPONENT
 
     def __init__(
         self,
@@ -80,25 +82,7 @@ class OpenBaoDev:
         url = self.url if self._port is not None else None
         return f"OpenBaoDev(url={url!r}, pid={self.pid}, root_token={self._root_token!r})"
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
     # --- where it runs -------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise StackError("openbao has not been started yet", component=COMPONENT)
-        return self._port
 
     @property
     def url(self) -> str:
@@ -107,23 +91,6 @@ class OpenBaoDev:
     @property
     def root_token(self) -> SecretStr:
         return self._root_token
-
-    @property
-    def pid(self) -> int | None:
-        return self._child.pid if self._child is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self._child is not None and self._child.running
-
-    def tail(self, lines: int = 20) -> list[str]:
-        return self._child.tail(lines) if self._child is not None else []
-
-    async def wait(self, timeout: float | None = None) -> int:
-        """The exit code once the server exits (TimeoutError after `timeout`)."""
-        if self._child is None:
-            raise StackError("openbao was never started", component=COMPONENT)
-        return await self._child.wait(timeout)
 
     # --- lifecycle -----------------------------------------------------------------------
 
