@@ -86,6 +86,10 @@ class AdapterContext:
     options: dict[str, str] = field(default_factory=dict)
 
 
+MAX_ERROR_MESSAGE = 500
+"""The longest error message an adapter passes on (a vendor's may be a whole HTML page)."""
+
+
 class VendorAdapter(abc.ABC):
     """One vendor. Register the class under the entry point group `syncbus.adapters`."""
 
@@ -95,6 +99,36 @@ class VendorAdapter(abc.ABC):
 
     def __init__(self, context: AdapterContext) -> None:
         self.context = context
+
+    # ---- for subclasses: every error message leaves the adapter scrubbed of the secret -------
+
+    def _secret(self) -> str:
+        return self.context.credential.secret.get_secret_value()
+
+    def _scrub(self, text: str) -> str:
+        """`text` with the credential's secret masked, cut to `MAX_ERROR_MESSAGE` characters."""
+        secret = self._secret()
+        if secret:
+            text = text.replace(secret, "**********")
+        return text[:MAX_ERROR_MESSAGE]
+
+    def _error(
+        self,
+        error_class: ErrorClass,
+        message: str,
+        *,
+        vendor_code: str | None = None,
+        retry_after: float | None = None,
+        status_code: int | None = None,
+    ) -> AdapterError:
+        """An `AdapterError` whose message cannot carry the secret (vendors echo requests)."""
+        return AdapterError(
+            error_class,
+            self._scrub(message),
+            vendor_code=vendor_code,
+            retry_after=retry_after,
+            status_code=status_code,
+        )
 
     def vendor_lines(self, voucher: Voucher) -> int:
         """How many vendor lines this voucher becomes (what `max_lines_per_call` counts)."""

@@ -103,7 +103,6 @@ JOURNAL_CODE_LENGTH = 10
 COMMENT_LENGTH = 250
 DEFAULT_DESCRIPTION_LENGTH = 100
 PREFIX = "SB"
-_MAX_MESSAGE = 500
 _API_ROOT = re.compile(r"^(?P<root>.+?/api/v2\.0)(?:/companies\((?P<company>[^)]+)\))?/?$")
 _AMBIGUOUS_STATUSES = frozenset({408, 502, 504})
 
@@ -429,32 +428,6 @@ class BusinessCentralAdapter(VendorAdapter):
             identity = credential_identity(self.context.credential)
             self.pacer = pacer_for(self.name, identity, self._rules)
         return self.pacer
-
-    def _secret(self) -> str:
-        return self.context.credential.secret.get_secret_value()
-
-    def _scrub(self, text: str) -> str:
-        secret = self._secret()
-        if secret:
-            text = text.replace(secret, "**********")
-        return text[:_MAX_MESSAGE]
-
-    def _error(
-        self,
-        error_class: ErrorClass,
-        message: str,
-        *,
-        vendor_code: str | None = None,
-        retry_after: float | None = None,
-        status_code: int | None = None,
-    ) -> AdapterError:
-        return AdapterError(
-            error_class,
-            self._scrub(message),
-            vendor_code=vendor_code,
-            retry_after=retry_after,
-            status_code=status_code,
-        )
 
     def _headers(self, extra: dict[str, str] | None) -> dict[str, str]:
         secret = self._secret()

@@ -87,7 +87,6 @@ DIMENSION_TARGETS = frozenset(
     {"glObject1", "glObject2", "glObject3", "glObject4", "glObject5", "project"}
 )
 _GRAPHQL_INT_MAX = 2**31 - 1
-_MAX_MESSAGE = 500
 
 PROBE_QUERY = "query { __typename }"
 
@@ -345,32 +344,6 @@ class XledgerAdapter(VendorAdapter):
                 f"xledger option lookup_page_size must be 1..{self.lookup_page_size}",
             )
         return size
-
-    def _secret(self) -> str:
-        return self.context.credential.secret.get_secret_value()
-
-    def _scrub(self, text: str) -> str:
-        secret = self._secret()
-        if secret:
-            text = text.replace(secret, "**********")
-        return text[:_MAX_MESSAGE]
-
-    def _error(
-        self,
-        error_class: ErrorClass,
-        message: str,
-        *,
-        vendor_code: str | None = None,
-        retry_after: float | None = None,
-        status_code: int | None = None,
-    ) -> AdapterError:
-        return AdapterError(
-            error_class,
-            self._scrub(message),
-            vendor_code=vendor_code,
-            retry_after=retry_after,
-            status_code=status_code,
-        )
 
     def _headers(self) -> dict[str, str]:
         secret = self._secret()
