@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -125,7 +125,7 @@ class Exporter:
                 period_id=period,
             )
         except VoucherBusyError as exc:
-            raise RunDeferredError(self.busy_retry_seconds, str(exc)) from exc
+            raise RunDeferredError(await self._busy_delay(exc.busy.values()), str(exc)) from exc
         if selection.already_exported:
             log.info(
                 "dispatcher.vouchers_already_exported",
@@ -162,6 +162,17 @@ class Exporter:
                 "(syncbus dlq list / syncbus dlq replay)",
             )
         return vouchers, request.period_id
+
+    async def _busy_delay(self, keys: Iterable[str]) -> float:
+        """Until the runs holding our vouchers end or their leases lapse (each deferral spends
+        one of the request's deliveries, so waiting a few seconds at a time could run out)."""
+        now = utc_now()
+        delay = self.busy_retry_seconds
+        for key in set(keys):
+            record = await self.ledger.get(key)
+            if record is not None and record.state is RunState.CLAIMED:
+                delay = max(delay, (record.lease_until - now).total_seconds() + 1.0)
+        return delay
 
     async def _run_is_alive(self, key: str, voucher_id: str) -> bool:
         """May the run of `key` still send this voucher? (Its claim is live, and it is not done.)"""
