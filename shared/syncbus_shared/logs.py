@@ -48,6 +48,11 @@ def add_trace_id(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMap
     return event
 
 
+_TRACEBACKS = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+)
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
     """JSON lines on stderr for this process; stdlib loggers (httpx, nats, faststream) too."""
     numeric = logging.getLevelName(level.upper())
@@ -63,7 +68,9 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     structlog.configure(
         processors=[
             *shared,
-            structlog.processors.dict_tracebacks,
+            # Tracebacks as data, but never the frames' local variables: a local may hold a
+            # secret in the clear (structlog's `dict_tracebacks` shows them all).
+            _TRACEBACKS,
             structlog.processors.EventRenamer("event"),
             structlog.processors.JSONRenderer(),
         ],
