@@ -56,12 +56,14 @@ class RunFailedError(Exception):
 
 
 class RunDeferredError(Exception):
-    """The vendor's quota is spent: try the whole run again after `delay` seconds."""
+    """Try the whole run again after `delay` seconds: the vendor's quota is spent (`quota`), or
+    another live run holds some of its vouchers (`retryable`)."""
 
-    def __init__(self, delay: float, message: str) -> None:
+    def __init__(self, delay: float, message: str, error_class: ErrorClass) -> None:
         super().__init__(message)
         self.delay = delay
         self.message = message
+        self.error_class = error_class
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,8 @@ class Exporter:
                 period_id=period,
             )
         except VoucherBusyError as exc:
-            raise RunDeferredError(await self._busy_delay(exc.busy.values()), str(exc)) from exc
+            delay = await self._busy_delay(exc.busy.values())
+            raise RunDeferredError(delay, str(exc), ErrorClass.RETRYABLE) from exc
         if selection.already_exported:
             log.info(
                 "dispatcher.vouchers_already_exported",
@@ -208,7 +211,7 @@ class Exporter:
         suspect = [v for v in pending if resumed or v.voucher_id in plan.to_look_up]
         if suspect:
             # The previous owner may have sent a batch whose answer it never saw.
-            found = await probe.time(session.adapter.lookup([v.voucher_id for v in suspect]))
+            found = await self._lookup(session, [v.voucher_id for v in suspect], probe)
             if found:
                 ids = tuple(v.voucher_id for v in suspect if v.voucher_id in found)
                 refs = tuple(ref for vid in ids for ref in found[vid])
@@ -255,6 +258,38 @@ class Exporter:
             resumed_confirmed=resumed_confirmed,
         )
 
+    async def _lookup(
+        self, session: VendorSession, voucher_ids: list[str], probe: _CallTimer
+    ) -> dict[str, tuple[str, ...]]:
+        """The vendor's answer, retried like a send; anything else ends the run unsent, since
+        sending without knowing what the vendor holds could post a voucher twice."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await probe.time(session.adapter.lookup(voucher_ids))
+            except AdapterError as exc:
+                if exc.error_class is ErrorClass.QUOTA:
+                    raise RunDeferredError(
+                        exc.retry_after or 1200.0, exc.message, ErrorClass.QUOTA
+                    ) from exc
+                transient = exc.error_class in (ErrorClass.RETRYABLE, ErrorClass.AMBIGUOUS)
+                if not transient or attempt >= self.settings.batch_attempts:
+                    raise RunFailedError(
+                        exc.error_class,
+                        f"could not look up what was already sent, so nothing was sent again: "
+                        f"{exc.message}",
+                        exc.vendor_code,
+                    ) from exc
+                delay = backoff_delay(
+                    attempt,
+                    initial=self.settings.backoff_initial_seconds,
+                    cap=self.settings.backoff_max_seconds,
+                    retry_after=exc.retry_after,
+                )
+                log.info("dispatcher.lookup_retry_scheduled", attempt=attempt, delay_s=delay)
+                await asyncio.sleep(delay)
+
     async def _session(self, config: IntegrationConfig, *, refresh: bool) -> VendorSession:
         try:
             return await self.sessions.session(config, purpose="sync", refresh=refresh)
@@ -287,9 +322,7 @@ class Exporter:
                     detail=exc.message[:300],
                 )
                 if exc.error_class is ErrorClass.AMBIGUOUS:
-                    found = await probe.time(
-                        session.adapter.lookup([v.voucher_id for v in remaining])
-                    )
+                    found = await self._lookup(session, [v.voucher_id for v in remaining], probe)
                     confirmed_ids += [v.voucher_id for v in remaining if v.voucher_id in found]
                     confirmed_refs += [r for v in remaining for r in found.get(v.voucher_id, ())]
                     remaining = tuple(v for v in remaining if v.voucher_id not in found)
@@ -300,7 +333,9 @@ class Exporter:
                     session = await self._session(config, refresh=True)
                     continue
                 elif exc.error_class is ErrorClass.QUOTA:
-                    raise RunDeferredError(exc.retry_after or 1200.0, exc.message) from exc
+                    raise RunDeferredError(
+                        exc.retry_after or 1200.0, exc.message, ErrorClass.QUOTA
+                    ) from exc
                 elif exc.error_class is not ErrorClass.RETRYABLE:
                     raise RunFailedError(exc.error_class, exc.message, exc.vendor_code) from exc
                 if attempt >= self.settings.batch_attempts:

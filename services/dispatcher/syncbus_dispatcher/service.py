@@ -339,6 +339,21 @@ class Dispatcher:
             await msg.nak(delay=self.settings.lease_seconds)
             return
         except RunDeferredError as exc:
+            if (msg.metadata.num_delivered or 1) >= self.topology.dispatcher_max_deliver - 1:
+                # Out of deliveries: a result now (and a dead letter to replay), or never one.
+                log.warning("dispatcher.run_deferred_too_often", key=request.idempotency_key)
+                result = SyncResult(
+                    status=SyncStatus.FAILED,
+                    error=ErrorInfo(
+                        error_class=exc.error_class,
+                        message=f"deferred on every delivery, last because {exc.message}; "
+                        "replay the dead letter once the cause is gone",
+                    ),
+                    vendor_refs=claim.record.vendor_refs,
+                    **base,
+                )
+                await self._finish(msg, claim, RunState.FAILED, result, dead_letter=True)
+                return
             log.warning(
                 "dispatcher.run_deferred",
                 key=request.idempotency_key,
@@ -476,6 +491,20 @@ class Dispatcher:
         )
 
 
+async def _as_provisioned(js: JetStreamContext, topology: TopologySettings) -> TopologySettings:
+    """The consumer's own delivery limit, not this process's setting: the last delivery is
+    where a request must get its result, and only the consumer knows which one that is."""
+    try:
+        info = await js.consumer_info(t.STREAM_REQUESTS, t.CONSUMER_DISPATCHER)
+    except Exception as exc:  # provisioning decides; fall back to our setting meanwhile
+        log.warning("dispatcher.consumer_info_failed", error=type(exc).__name__)
+        return topology
+    max_deliver = info.config.max_deliver
+    if max_deliver is None or max_deliver < 1:
+        return topology
+    return topology.model_copy(update={"dispatcher_max_deliver": max_deliver})
+
+
 def build_app(
     nats: NatsSettings | None = None,
     settings: DispatcherSettings | None = None,
@@ -549,7 +578,7 @@ def build_app(
             nc=nc,
             js=js,
             settings=settings,
-            topology=topology,
+            topology=await _as_provisioned(js, topology),
             ledger=ledger,
             sessions=sessions,
             exporter=Exporter(
