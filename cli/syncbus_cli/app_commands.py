@@ -65,8 +65,9 @@ from syncbus_client import (
 from syncbus_shared import topology as t
 from syncbus_shared.contracts import RequestOrigin, RunRecord, RunState, utc_now
 from syncbus_shared.keys import is_integration_id
+from syncbus_shared.natsclient import NatsTlsConfigError, NatsUnreachableError
 
-from .common import CLI_CONNECT_SECONDS, NatsUrl, err
+from .common import NatsSettingsError, NatsUrl, cli_connect, err
 
 __all__ = ["register"]
 
@@ -107,17 +108,20 @@ def _run(command: str, nats_url: str, work: Callable[[SyncbusClient], Awaitable[
     """Connect, run `work`, close; NATS and client errors become one sentence and an exit code."""
 
     async def go() -> T:
-        async with SyncbusClient.connect(
-            nats_url, name=f"syncbus-{command}", connect_timeout=CLI_CONNECT_SECONDS
-        ) as client:
+        # The command's own NATS settings (user, password, inbox prefix, TLS from
+        # SYNCBUS_NATS_*), as every other command connects, then the client on that connection.
+        nc = await cli_connect(nats_url, f"syncbus-{command}")
+        async with SyncbusClient(nc, close_connection=True) as client:
             return await work(client)
 
     try:
         return asyncio.run(go())
-    except ConnectError as exc:
+    except (ConnectError, NatsUnreachableError) as exc:
         raise _fail(
             command, f"{exc} (is the stack running? see --nats-url)", EXIT_UNREACHABLE
         ) from None
+    except (NatsSettingsError, NatsTlsConfigError) as exc:
+        raise _fail(command, str(exc), EXIT_USAGE) from None
     except InvalidRequestError as exc:
         raise _fail(command, str(exc), EXIT_USAGE) from None
     except PublishError as exc:

@@ -50,8 +50,11 @@ def nats_settings(url: str) -> NatsSettings:
 def describe_settings_error(exc: ValidationError) -> str:
     """One sentence naming the variable, never its value (settings hide their input)."""
     first = exc.errors(include_input=False, include_url=False)[0]
-    field = ".".join(str(part) for part in first["loc"]) or "a setting"
-    return f"the NATS setting SYNCBUS_NATS_{field.upper()} is not valid: {first['msg']}"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    field = ".".join(str(part) for part in first["loc"])
+    if not field:  # a rule across fields names its variables itself
+        return f"the NATS settings are not valid: {message}"
+    return f"the NATS setting SYNCBUS_NATS_{field.upper()} is not valid: {message}"
 
 
 def run_or_fail(coro: Coroutine[Any, Any, T], command: str) -> T:

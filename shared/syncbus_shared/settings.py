@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import urllib.parse
 from pathlib import Path
 from typing import Self
 
@@ -10,6 +11,26 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _SUBJECT = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
+
+
+_SCHEMES = ("nats", "tls", "ws", "wss")
+
+
+def _server_url_problem(server: str) -> str | None:
+    """Why a NATS server URL cannot be used, or None (`host:port` alone means nats://)."""
+    candidate = server if "://" in server else f"nats://{server}"
+    try:
+        parsed = urllib.parse.urlsplit(candidate)
+        port = parsed.port
+    except ValueError as exc:
+        return f"is not a URL ({exc})"
+    if parsed.scheme not in _SCHEMES:
+        return f"has scheme {parsed.scheme!r}; use one of {', '.join(_SCHEMES)}"
+    if not parsed.hostname:
+        return "names no host"
+    if port is not None and not 1 <= port <= 65535:
+        return "has a port outside 1-65535"
+    return None
 
 
 class NatsSettings(BaseSettings):
@@ -46,6 +67,19 @@ class NatsSettings(BaseSettings):
         description="Start TLS before the server's INFO (server `handshake_first: true`); "
         "no plaintext byte is ever exchanged.",
     )
+
+    @field_validator("url")
+    @classmethod
+    def _url_names_servers(cls, value: str) -> str:
+        """Refused here, not by nats-py, which loops at full CPU on a list with no server."""
+        servers = [part.strip() for part in value.split(",") if part.strip()]
+        if not servers:
+            raise ValueError("names no server; give e.g. nats://127.0.0.1:4222")
+        for server in servers:
+            problem = _server_url_problem(server)
+            if problem:
+                raise ValueError(f"{server[:80]!r} {problem}")
+        return value
 
     @field_validator("inbox_prefix")
     @classmethod

@@ -7,15 +7,17 @@ import asyncio
 from syncbus_shared.logs import configure_logging
 from syncbus_shared.probes import ProbeSettings
 from syncbus_shared.settings import ServiceSettings
+from syncbus_shared.startup import fail_fast_on_bad_settings
 from syncbus_shared.tracing import setup_tracing
 
 from .service import build_app
 
 
 def main() -> None:
-    configure_logging("health-monitor", ServiceSettings().log_level)
-    setup_tracing("health-monitor")
-    asyncio.run(build_app(probes=ProbeSettings()).run())
+    with fail_fast_on_bad_settings("health-monitor"):
+        configure_logging("health-monitor", ServiceSettings().log_level)
+        setup_tracing("health-monitor")
+        asyncio.run(build_app(probes=ProbeSettings()).run())
 
 
 if __name__ == "__main__":
