@@ -40,6 +40,12 @@ _MARKS = {
 }
 
 
+_EMPTY_PRUNE = (
+    "declares no integration, and with --prune that would delete every stored integration; "
+    "refused (remove them with a file that declares the ones to keep)"
+)
+
+
 def register(app: typer.Typer) -> None:
     app.command("apply")(apply)
 
@@ -73,6 +79,13 @@ def apply(
         _fail("apply", str(exc), EXIT_USAGE, as_json)
     except InvalidFileError as exc:
         _refuse_file(file, exc.problems, as_json)
+    if prune and not wanted:
+        # An empty or truncated file is far likelier a mistake than "delete everything".
+        _refuse_file(
+            file,
+            [_EMPTY_PRUNE],
+            as_json,
+        )
 
     async def go(nc: Any) -> dict[str, Any]:
         from nats.js.errors import KeyWrongLastSequenceError  # noqa: PLC0415

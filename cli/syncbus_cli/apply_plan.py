@@ -19,6 +19,7 @@ live in Vault at `credentials_path`). `plan` compares the file with what is stor
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -33,8 +34,12 @@ from syncbus_shared.contracts import IntegrationConfig
 MAX_FILE_BYTES = 5 * 1024 * 1024
 
 _SECRET_LIKE = re.compile(
-    r"(secret|password|passwd|token|api[_-]?key|private[_-]?key)", re.IGNORECASE
+    r"(secret|passw(or)?d|\bpwd\b|pwd$|^pwd|token|api[_-]?key|private[_-]?key|credential|"
+    r"^auth|authori[sz]ation|bearer|connection[_-]?string|^sas$|sas[_-]?token|^dsn$)",
+    re.IGNORECASE,
 )
+_SECRET_VALUE = re.compile(r"^(bearer|basic)\s+\S+|^eyJ[\w-]{10,}\.", re.IGNORECASE)
+"""A value that is a credential whatever its option is called (an HTTP auth header, a JWT)."""
 
 
 class FileError(Exception):
@@ -194,9 +199,14 @@ def parse_document(document: Any, *, known_vendors: Iterable[str]) -> list[Integ
         problems.extend(
             f"{label}: option {option!r} looks like a secret; secrets belong in Vault "
             f"at credentials_path ({config.credentials_path}), never in this file"
-            for option in config.options
-            if _SECRET_LIKE.search(option)
+            for option, value in config.options.items()
+            if _SECRET_LIKE.search(option) or _SECRET_VALUE.search(value.strip())
         )
+        if _has_userinfo(config.endpoint):
+            problems.append(
+                f"{label}: endpoint carries a user name or password; credentials belong in "
+                f"Vault at credentials_path ({config.credentials_path}), never in this file"
+            )
         try:
             if config.schedule is not None:
                 validate_schedule(config.schedule)
@@ -206,6 +216,14 @@ def parse_document(document: Any, *, known_vendors: Iterable[str]) -> list[Integ
     if problems:
         raise InvalidFileError(problems)
     return configs
+
+
+def _has_userinfo(url: str) -> bool:
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return False
+    return bool(parts.username or parts.password)
 
 
 def _unknown_fields(model: type[BaseModel], data: Mapping[str, Any], prefix: str = "") -> list[str]:
@@ -261,11 +279,17 @@ def plan(
             changes.append(Change(integration_id, Action.CREATE, config=config))
             continue
         value, revision = held
-        after = _flat(config.model_dump(mode="json"))
         try:
-            before = _flat(IntegrationConfig.from_bytes(value).model_dump(mode="json"))
+            current: IntegrationConfig | None = IntegrationConfig.from_bytes(value)
         except ValueError:
-            before = {"(stored config)": "invalid"}
+            current = None
+        config = keep_pause(config, current)
+        after = _flat(config.model_dump(mode="json"))
+        before = (
+            _flat(current.model_dump(mode="json"))
+            if current is not None
+            else {"(stored config)": "invalid"}
+        )
         fields = [
             FieldChange(path, before.get(path), after.get(path))
             for path in sorted(set(before) | set(after))
@@ -274,6 +298,21 @@ def plan(
         action = Action.UPDATE if fields else Action.UNCHANGED
         changes.append(Change(integration_id, action, fields, config, revision))
     return changes
+
+
+def keep_pause(config: IntegrationConfig, current: IntegrationConfig | None) -> IntegrationConfig:
+    """A schedule paused with `syncbus pause` stays paused unless the file says `paused:`.
+
+    Pausing is what an operator does in an incident; a routine re-apply of the same file (from
+    CI, say) must not quietly undo it. A file that names `paused` decides.
+    """
+    schedule = config.schedule
+    if schedule is None or current is None or current.schedule is None:
+        return config
+    if "paused" in schedule.model_fields_set or schedule.paused == current.schedule.paused:
+        return config
+    kept = schedule.model_copy(update={"paused": current.schedule.paused})
+    return config.model_copy(update={"schedule": kept})
 
 
 def _flat(data: Any, prefix: str = "") -> dict[str, Any]:

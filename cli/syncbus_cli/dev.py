@@ -34,6 +34,7 @@ def ready_json(stack: Stack) -> dict[str, object]:
         "nats_url": stack.nats_url,
         "vault_url": stack.vault_url,
         "fakes": dict(stack.fake_urls),
+        "probes": dict(stack.probe_urls),
         "integration": DEMO_INTEGRATION,
     }
 

@@ -62,7 +62,7 @@ def demo(
         bool, typer.Option("--json", help="Print the report as one JSON object.")
     ] = False,
 ) -> None:
-    """Run the main job: import the SAF-T sample and export its four months to the Xledger fake."""
+    """Run the main job: the SAF-T sample, month by month, to both vendor fakes (Xledger, BC)."""
     raise typer.Exit(demo_module.main(file, state_dir, as_json=as_json, keep=keep))
 
 

@@ -276,3 +276,76 @@ async def test_a_malformed_nats_variable_is_one_sentence_naming_it_not_a_traceba
     assert done.exit_code == 1
     assert "the NATS setting SYNCBUS_NATS_CONNECT_TIMEOUT_SECONDS is not valid" in done.stderr
     assert "Traceback" not in done.output
+
+
+async def test_prune_with_a_file_that_declares_nothing_is_refused_and_deletes_nothing(
+    nats_server: NatsServer, jetstream: JetStreamContext, tmp_path: Path, unique_id
+):
+    kept = unique_id("ap")
+    await cli(
+        "apply", "-f", str(_declare(tmp_path, (kept, "5 0 1 * *"))), "--nats-url", nats_server.url
+    )
+    for body in ("", "integrations: []\n"):
+        empty = _file(tmp_path, body, "empty.yaml")
+        done = await cli("apply", "-f", str(empty), "--prune", "--nats-url", nats_server.url)
+        assert done.exit_code == 1, done.output
+        assert "with --prune that would delete every stored integration; refused" in done.stderr
+    assert await get_integration(jetstream, kept) is not None
+
+
+async def test_a_schedule_paused_by_an_operator_stays_paused_when_the_file_does_not_say(
+    nats_server: NatsServer, jetstream: JetStreamContext, tmp_path: Path, unique_id
+):
+    a = unique_id("ap")
+    path = _declare(tmp_path, (a, "5 0 1 * *"))
+    await cli("apply", "-f", str(path), "--nats-url", nats_server.url)
+    assert (await cli("pause", a, "--nats-url", nats_server.url)).exit_code == 0
+
+    again = await cli("apply", "-f", str(path), "--nats-url", nats_server.url)
+    stored = await get_integration(jetstream, a)
+    assert again.exit_code == 0, again.output
+    assert f"= {a}" in again.stdout
+    assert stored is not None
+    assert stored.schedule is not None
+    assert stored.schedule.paused is True
+
+    explicit = _file(
+        tmp_path,
+        "integrations:\n" + XLEDGER.format(id=a, cron="5 0 1 * *") + "      paused: false\n",
+    )
+    resumed = await cli("apply", "-f", str(explicit), "--nats-url", nats_server.url)
+    assert "schedule.paused: True -> False" in resumed.stdout
+    stored = await get_integration(jetstream, a)
+    assert stored is not None
+    assert stored.schedule is not None
+    assert stored.schedule.paused is False
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        ("    options: {pwd: x}\n", "option 'pwd' looks like a secret"),
+        ("    options: {connection_string: x}\n", "option 'connection_string' looks like a secret"),
+        ("    options: {note: 'Bearer abc.def'}\n", "option 'note' looks like a secret"),
+        ("    options: {authorization: x}\n", "option 'authorization' looks like a secret"),
+    ],
+)
+async def test_secret_looking_options_and_values_are_refused(
+    nats_server: NatsServer, tmp_path: Path, extra: str, says: str
+):
+    body = "integrations:\n" + XLEDGER.format(id="toyen", cron="5 0 1 * *") + extra
+    done = await cli("apply", "-f", str(_file(tmp_path, body)), "--nats-url", nats_server.url)
+    assert done.exit_code == 1, done.output
+    assert says in done.stderr
+
+
+async def test_an_endpoint_with_a_password_in_it_is_refused(
+    nats_server: NatsServer, tmp_path: Path
+):
+    body = "integrations:\n" + XLEDGER.format(id="toyen", cron="5 0 1 * *").replace(
+        "https://demo.xledger.net", "https://user:p4ssw0rd@demo.xledger.net"
+    )
+    done = await cli("apply", "-f", str(_file(tmp_path, body)), "--nats-url", nats_server.url)
+    assert done.exit_code == 1
+    assert "endpoint carries a user name or password" in done.stderr
+    assert "p4ssw0rd" not in done.output

@@ -91,6 +91,7 @@ def test_syncbus_dev_json_prints_one_object_with_the_urls_when_ready(tmp_path: P
         assert ready["vault_url"].startswith("http://127.0.0.1:")
         assert set(ready["fakes"]) == {"xledger"}
         assert ready["integration"] == "toyen-xledger"
+        assert set(ready["probes"]) == {"credentials", "dispatcher", "scheduler", "health-monitor"}
     finally:
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
