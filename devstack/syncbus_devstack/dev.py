@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import shutil
 import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
+from typing import IO
 
 from syncbus_shared.settings import TopologySettings
 
+from .errors import StackError
 from .process import DEFAULT_READY_TIMEOUT
 from .stack import DEFAULT_FAKES, DEFAULT_SERVICES, Stack
 
@@ -45,6 +48,7 @@ async def run_dev_stack(
     the stack is up (to configure it); the lines it returns are printed after `describe()`.
     """
     stop = stop or asyncio.Event()
+    lock = lock_state_dir(state_dir)  # before anything touches the store
     if fresh:
         for part in ("nats", "logs"):
             shutil.rmtree(state_dir / part, ignore_errors=True)
@@ -86,7 +90,24 @@ async def run_dev_stack(
             if handle_signals:
                 for sig in _STOP_SIGNALS:
                     loop.remove_signal_handler(sig)
+            lock.close()  # releases the lock
     out("stopped.")
+
+
+def lock_state_dir(state_dir: Path) -> IO[bytes]:
+    """Hold `state_dir` for this process (an flock, gone with the process however it ends):
+    a second stack on the same NATS store would corrupt it and mix its logs into ours."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    handle = (state_dir / ".lock").open("wb")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise StackError(
+            f"another syncbus dev is using {state_dir}; stop it, or pass another --state-dir",
+            component="devstack",
+        ) from None
+    return handle
 
 
 async def _start_unless_stopped(stack: Stack, stop: asyncio.Event) -> bool:
