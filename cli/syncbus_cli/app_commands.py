@@ -161,6 +161,8 @@ def result_line(result: SyncResult) -> str:
             f"{result.vouchers} voucher(s), {result.lines} line(s), "
             f"debit {result.debit_total} / credit {result.credit_total}"
         )
+        if result.already_exported:
+            parts.append(f"({result.already_exported} left out: exported under another key)")
     duration = duration_ms(result)
     if duration is not None:
         parts.append(f"in {_seconds(duration)}")

@@ -330,3 +330,18 @@ def test_every_command_explains_itself_and_its_exit_codes(command: str):
     text = " ".join(done.stdout.split())
     assert "Exit 0" in text
     assert "--json" in text
+
+
+def test_a_result_line_says_how_many_vouchers_another_key_had_exported_already():
+    from syncbus_cli.app_commands import result_line  # noqa: PLC0415
+
+    result = SyncResult(
+        request_id="r1",
+        integration_id="toyen",
+        idempotency_key="toyen:2017-01",
+        status=SyncStatus.SUCCEEDED,
+        vouchers=1,
+        lines=2,
+        already_exported=14,
+    )
+    assert "(14 left out: exported under another key)" in result_line(result)
