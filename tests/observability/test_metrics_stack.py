@@ -206,6 +206,7 @@ async def test_a_retried_batch_is_counted_by_status_and_error_class_and_its_line
     await integration(stack, bus, integration_id)
     await stage(bus, integration_id, "2017-01", "2017-01-10", 2)
     before = await scrape(stack, "dispatcher")
+    credentials_before = await scrape(stack, "credentials")
     async with httpx.AsyncClient(base_url=stack.fake_urls["xledger"], timeout=10.0) as fake:
         await fake.post("/_fake/faults", json={"http_error": {"status": 503, "count": 1}})
     request = SyncRequest(integration_id=integration_id, period_id="2017-01")
@@ -225,6 +226,9 @@ async def test_a_retried_batch_is_counted_by_status_and_error_class_and_its_line
     retries = "syncbus_dispatcher_retries_total"
     assert grew(before, after, retries, **xledger, error_class="retryable") == 1
     assert grew(before, after, "syncbus_dispatcher_cold_starts_total", **xledger) == 1  # no warm-up
+    credentials_after = await scrape(stack, "credentials")
+    served = "syncbus_credentials_requests_total"
+    assert grew(credentials_before, credentials_after, served, outcome="served") >= 1
 
     lines = [
         json.loads(line)

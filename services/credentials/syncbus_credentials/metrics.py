@@ -10,12 +10,14 @@ The gauges show the same state, and how long an outage has lasted and how much o
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 
 from faststream.nats import NatsBroker
 from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
 
 from syncbus_shared.probes import Check, Probes, ProbeSettings, nats_check
 
@@ -30,12 +32,14 @@ class CredentialMetrics:
         self,
         health: Callable[[], CredentialHealth],
         *,
+        answered: Callable[[], Mapping[str, int]] = dict,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         ProcessCollector(registry=self.registry)
         self._health = health
         self._clock = clock
+        self.registry.register(_Answered(answered))
         Gauge(
             PREFIX + "vault_reachable",
             "1 while the last Vault call got an answer from an unsealed Vault.",
@@ -68,9 +72,28 @@ class CredentialMetrics:
         return check
 
 
+class _Answered(Collector):
+    """`syncbus_credentials_requests_total{outcome}` from the service's own tally."""
+
+    def __init__(self, answered: Callable[[], Mapping[str, int]]) -> None:
+        self._answered = answered
+
+    def collect(self) -> Iterable[Metric]:
+        family = CounterMetricFamily(
+            PREFIX + "requests",
+            "Credential requests answered, by outcome: served, an error class "
+            "(credentials_unavailable, configuration, ...), or reply_refused (a reply subject "
+            "outside the requester's inbox).",
+            labels=("outcome",),
+        )
+        for outcome, count in sorted(self._answered().items()):
+            family.add_metric((outcome,), count)
+        yield family
+
+
 def credential_probes(built: Built, settings: ProbeSettings) -> Probes:
     """The credential service's probe server, attached to its app (serving once it starts)."""
-    metrics = CredentialMetrics(built.service.health)
+    metrics = CredentialMetrics(built.service.health, answered=lambda: built.service.answered)
     probes = Probes("credentials", metrics.registry, settings)
     broker = built.app.broker
     assert isinstance(broker, NatsBroker)

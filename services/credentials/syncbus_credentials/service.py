@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -84,6 +85,8 @@ class CredentialService:
     minter: TokenMinter | None = None
     vault_state: VaultState = field(default_factory=lambda: VaultState(900.0))
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
+    answered: Counter[str] = field(default_factory=Counter)
+    """Credential requests by outcome: `served`, an error class, or `reply_refused`."""
 
     def health(self) -> CredentialHealth:
         """What the service last saw of Vault (no I/O: cheap enough for every probe)."""
@@ -380,6 +383,7 @@ def build(
         if not reply_is_the_requesters(raw.subject, raw.reply):
             # NATS lets a requester publish only under its own prefix; answering into any other
             # subject (another requester's inbox, a stream) would hand the secret to its reader.
+            service.answered["reply_refused"] += 1
             log.warning(
                 "credentials.reply_refused",
                 subject=raw.subject,
@@ -393,6 +397,7 @@ def build(
             response = _error(
                 raw.subject.rsplit(".", 1)[-1], ErrorClass.CREDENTIALS_UNAVAILABLE, "internal error"
             )
+        service.answered[response.error.error_class.value if response.error else "served"] += 1
         await raw.respond(response.to_bytes())
 
     @broker.subscriber(
