@@ -139,6 +139,137 @@ async def test_a_bad_body_gets_400_with_a_message_naming_what_is_wrong(
     assert (await jetstream.stream_info(t.STREAM_REQUESTS)).state.messages == before
 
 
+_TESTER_BODY = (
+    b'{"integration_id": "inc-xl", "integration_id": "toyen-xledger", "period_id": "2017-03"}'
+)
+
+
+def _voucher_json(second_line_extra: str) -> str:
+    """The JSON text of one voucher; `second_line_extra` is spliced raw into its second line."""
+    return (
+        '{"voucher_id": "v1", "period_id": "2017-01", "transaction_date": "2017-01-10", '
+        '"posting_date": "2017-01-10", "lines": ['
+        '{"record_id": "1", "account_id": "6300", "debit": "125.00"}, '
+        f'{{"record_id": "2", "account_id": "1920", "credit": "125.00"{second_line_extra}}}]}}'
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "key"),
+    [
+        (_TESTER_BODY, "integration_id"),
+        (b'{"integration_id": "web", "period_id": "2017-01", "period_id": "2017-01"}', "period_id"),
+        (
+            (
+                '{"integration_id": "web", "idempotency_key": "k", "vouchers": ['
+                + _voucher_json(', "credit": "0.01"')
+                + "]}"
+            ).encode(),
+            "vouchers.0.lines.1.credit",
+        ),
+    ],
+    ids=["the tester's integration_id", "period_id, same value", "in a voucher line"],
+)
+async def test_a_key_given_twice_at_any_depth_gets_400_naming_it_and_nothing_is_published(
+    ingress: RunningIngress, jetstream: JetStreamContext, body: bytes, key: str
+):
+    response = await ingress.post(body)
+    assert response.status_code == 400
+    answer = response.json()
+    assert answer["error"] == "invalid_request"
+    assert answer["message"] == f"the body gives `{key}` twice; give each key once"
+    assert answer["problems"] == [{"field": key, "message": "given twice; give each key once"}]
+    assert (await jetstream.stream_info(t.STREAM_REQUESTS)).state.messages == 0
+
+
+async def test_the_same_keys_in_different_objects_are_not_a_repeat(
+    ingress: RunningIngress, unique_id: Callable[..., str]
+):
+    # Every line has record_id, account_id, ...; the voucher and the request both have period_id.
+    integration = unique_id("web")
+    body = (
+        f'{{"integration_id": "{integration}", "idempotency_key": "k", "period_id": "2017-01", '
+        f'"vouchers": [{_voucher_json("")}]}}'
+    )
+    response = await ingress.post(body.encode())
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"integration_id": "web", "period_id": "2017-01", "x": ' + b"[" * 32 + b"]" * 32 + b"}",
+        b'{"a": ' * 40 + b"1" + b"}" * 40,
+        b'{"integration_id": "web", "x": ' + b"[" * 200_000 + b"]" * 200_000 + b"}",
+    ],
+    ids=["33 levels", "40 objects", "200,000 levels"],
+)
+async def test_a_body_nested_too_deeply_gets_400_and_not_a_server_error(
+    ingress: RunningIngress, jetstream: JetStreamContext, body: bytes
+):
+    response = await ingress.post(body)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+    assert "the body is nested more than 32 levels deep" in response.json()["message"]
+    assert (await jetstream.stream_info(t.STREAM_REQUESTS)).state.messages == 0
+
+
+async def test_inline_vouchers_with_dimensions_are_not_too_deep(
+    ingress: RunningIngress, unique_id: Callable[..., str]
+):
+    voucher = _voucher()
+    voucher["lines"][0]["dimensions"] = [  # type: ignore[index]
+        {"analysis_type": "A", "analysis_id": "dept-10", "amount": "125.00"}
+    ]
+    body = {"integration_id": unique_id("web"), "idempotency_key": "k", "vouchers": [voucher]}
+    response = await ingress.post(body)
+    assert response.status_code == 200, response.text
+
+
+async def test_a_request_id_in_the_body_is_refused_so_no_caller_can_take_another_requests_id(
+    ingress: RunningIngress, jetstream: JetStreamContext, unique_id: Callable[..., str]
+):
+    # The tester's case: R is the first request's id; a second request under another key
+    # naming R would have had its result served under R.
+    integration = unique_id("inc-xl")
+    first = await ingress.post({"integration_id": integration, "period_id": "2017-03"})
+    assert first.status_code == 200
+    taken = first.json()["request_id"]
+    for request_id in (taken, "a-fresh-id-nobody-used"):
+        refused = await ingress.post(
+            {"integration_id": integration, "period_id": "2016-11", "request_id": request_id}
+        )
+        assert refused.status_code == 400
+        assert refused.json() == {
+            "error": "invalid_request",
+            "message": "'request_id' is assigned by the ingress; leave it out and take the id "
+            "from the answer",
+            "problems": [
+                {"field": "request_id", "message": "assigned by the ingress; leave it out"}
+            ],
+        }
+    info = await jetstream.stream_info(t.STREAM_REQUESTS)
+    assert info.state.messages == 1
+    stored = await jetstream.get_last_msg(t.STREAM_REQUESTS, t.request_subject(integration))
+    request = SyncRequest.from_bytes(stored.data or b"")
+    assert (request.request_id, request.period_id) == (taken, "2017-03")
+    await _publish_result(jetstream, integration, taken)
+    found = await _eventually_ok(lambda: ingress.result(taken))
+    assert found.status_code == 200
+    assert found.json()["idempotency_key"] == f"{integration}:2017-01"  # what _publish_result says
+
+
+async def test_posting_the_same_body_again_gives_back_the_id_the_ingress_assigned(
+    ingress: RunningIngress, unique_id: Callable[..., str]
+):
+    # Why a caller needs no request_id of its own: a retry finds its first request.
+    body = {"integration_id": unique_id("web"), "period_id": "2017-01"}
+    first = (await ingress.post(body)).json()
+    retried = (await ingress.post(body)).json()
+    assert retried["request_id"] == first["request_id"]
+    assert retried["duplicate"] is True
+
+
 async def test_a_body_over_the_limit_gets_413(nats_server: NatsServer, jetstream: JetStreamContext):
     async with running_ingress(nats_server.url, max_body_bytes=200) as ingress:
         response = await ingress.post({"integration_id": "web", "idempotency_key": "x" * 300})

@@ -11,6 +11,24 @@
 
 Every error answer is JSON: `{"error": <code>, "message": <one sentence>}`, and for a bad body
 also `"problems": [{"field", "message"}]`.
+
+A body is read strictly: UTF-8, at most `SYNCBUS_INGRESS_MAX_BODY_BYTES`, no NaN or Infinity,
+objects and arrays nested at most `MAX_DEPTH` deep, and no key given twice in one object, at
+any depth (`json.loads` would silently keep the last one, so what the caller's JSON library
+or proxy saw first might not be what is exported).
+
+The ingress assigns every `request_id`; a body that names one gets 400. The id is what
+`GET /v1/sync-results/{request_id}` looks results up by, so a caller choosing it could reuse
+another request's id (another caller's, under another idempotency key) and have its result
+served, or shadowed, under that id. Refusing reuse instead (409) would need the ingress to know
+every id already stored, atomically across replicas and restarts: the result index holds only
+results (not requests still in flight), only `result_lookback_hours` of them, and each replica
+its own copy, and nothing on the bus claims a request id atomically (the stream deduplicates by
+idempotency key only). No such check is cheap and robust, so the ingress refuses the field. A
+caller loses nothing: the answer gives the id, and posting the same body again within the
+broker's dedup window (2 h) gets the same id back (the request already stored under the key;
+later, a new id whose result is `duplicate`). `SyncRequest.request_id`
+stays in the v1 contract for publishers on the bus (the scheduler, the CLI, `syncbus_client`).
 """
 
 from __future__ import annotations
@@ -19,7 +37,7 @@ import asyncio
 import json
 import time
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
@@ -63,7 +81,14 @@ OWNED_FIELDS = frozenset(
 )
 """Fields of a sync request that syncbus sets itself (the scheduler's); a caller leaves them out."""
 
-ACCEPTED_FIELDS = frozenset(SyncRequest.model_fields) - OWNED_FIELDS
+ASSIGNED_FIELDS = frozenset({"request_id"})
+"""Fields the ingress assigns to every request it publishes (see the module docstring)."""
+
+ACCEPTED_FIELDS = frozenset(SyncRequest.model_fields) - OWNED_FIELDS - ASSIGNED_FIELDS
+
+MAX_DEPTH = 32
+"""How deeply a body may nest objects and arrays; a sync request with inline vouchers needs 7
+(request, vouchers, voucher, lines, line, dimensions, dimension)."""
 
 _RETRY_CONNECT_SECONDS = 1.0
 
@@ -130,6 +155,80 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not a JSON value")
 
 
+class _Repeated(dict[str, Any]):
+    """A JSON object that gave `key` more than once; refused once its place is known."""
+
+    def __init__(self, pairs: list[tuple[str, Any]], key: str) -> None:
+        super().__init__(pairs)
+        self.key = key
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`object_pairs_hook`: a dict of `pairs`, marked `_Repeated` when a key comes twice."""
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            return _Repeated(pairs, key)
+        seen.add(key)
+    raise AssertionError("unreachable: fewer keys than pairs means a key repeats")
+
+
+_CONTAINERS = (dict, list)  # a tuple: isinstance is quicker with it than with `dict | list`
+
+
+def _check_shape(data: Any) -> None:
+    """Refuse a key given twice in any object, or nesting deeper than `MAX_DEPTH`.
+
+    A quick walk, level by level and without paths (about 25 ms for a 1 MiB body of voucher
+    lines); only a body that offends is walked again to name where.
+    """
+    level: list[Any] = [data]
+    for _ in range(MAX_DEPTH):
+        below: list[Any] = []
+        for value in level:
+            if isinstance(value, _Repeated):
+                _name_offence(data)
+            children = value.values() if isinstance(value, dict) else value
+            below.extend([child for child in children if isinstance(child, _CONTAINERS)])
+        if not below:
+            return
+        level = below
+    _name_offence(data)
+
+
+def _name_offence(data: Any) -> NoReturn:
+    """Raise `BadBodyError` naming the first offence in document order, with its path."""
+    todo: list[tuple[Any, tuple[str, ...]]] = [(data, ())]
+    while todo:
+        value, path = todo.pop()
+        if len(path) >= MAX_DEPTH:
+            where = ".".join(path)[:80]
+            raise BadBodyError(
+                f"the body is nested more than {MAX_DEPTH} levels deep (at `{where}`)",
+                (Problem(where, f"nested more than {MAX_DEPTH} levels deep"),),
+            )
+        if isinstance(value, _Repeated):
+            where = ".".join((*path, value.key[:40]))[:80]
+            raise BadBodyError(
+                f"the body gives `{where}` twice; give each key once",
+                (Problem(where, "given twice; give each key once"),),
+            )
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        todo.extend(
+            reversed(
+                [
+                    (child, (*path, str(key)))
+                    for key, child in items
+                    if isinstance(child, _CONTAINERS)
+                ]
+            )
+        )
+    raise AssertionError("unreachable: _check_shape found an offence")
+
+
 def parse_sync_request(body: bytes) -> SyncRequest:
     """A request body as a `SyncRequest` (origin `application`), or `BadBodyError` saying why."""
     try:
@@ -139,21 +238,30 @@ def parse_sync_request(body: bytes) -> SyncRequest:
     if not text.strip():
         raise BadBodyError("the body is empty; send a sync request as a JSON object")
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_object)
     except json.JSONDecodeError as exc:
         raise BadBodyError(
             f"the body is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
         ) from None
     except ValueError as exc:
         raise BadBodyError(f"the body is not JSON ({exc})") from None
+    except RecursionError:
+        # The decoder's own limit (about 1,000 levels): deeper than MAX_DEPTH, so the same answer.
+        raise BadBodyError(f"the body is nested more than {MAX_DEPTH} levels deep") from None
     if not isinstance(data, dict):
         raise BadBodyError(f"the body must be a JSON object, not a JSON {type(data).__name__}")
+    _check_shape(data)
     owned = sorted(OWNED_FIELDS & set(data))
     if owned:
         raise BadBodyError(
             f"{', '.join(repr(f) for f in owned)} {'is' if len(owned) == 1 else 'are'} set by "
             "syncbus; leave it out",
             tuple(Problem(f, "set by syncbus; leave it out") for f in owned),
+        )
+    if "request_id" in data:
+        raise BadBodyError(
+            "'request_id' is assigned by the ingress; leave it out and take the id from the answer",
+            (Problem("request_id", "assigned by the ingress; leave it out"),),
         )
     unknown = sorted(set(data) - ACCEPTED_FIELDS, key=str)
     if unknown:
