@@ -12,34 +12,40 @@ made by itself after a rate-limited probe. The third asks the running monitor to
 integration now (after a credential was fixed, say): it skips the backoff wait and passive mode,
 never the 15-minute floor since the last probe nor the budget.
 
-Exit codes: 0 done, 1 NATS cannot be reached or holds no syncbus state (or, for `recheck`, no
-monitor answers).
+Exit codes: 0 done, 1 NATS cannot be reached, a SYNCBUS_NATS_* variable is malformed or NATS
+holds no syncbus state (or, for `recheck`, the integration is not configured or no monitor
+answers), 2 `recheck` was given something that is not an integration id.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from syncbus_shared.contracts import HealthMode, HealthState, utc_now
 
-from .common import NatsUrl, err, run_or_fail
+from .common import NatsUrl, cli_connect, err, run_or_fail
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
+    from nats.js import JetStreamContext
 
 __all__ = ["health_app", "register"]
 
 T = TypeVar("T")
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
 
 health_app = typer.Typer(
     help="Health of every integration: state, reason, last and next probe, probe budget use.",
@@ -59,14 +65,27 @@ def register(app: typer.Typer) -> None:
     app.add_typer(health_app, name="health")
 
 
+class _NotConfiguredError(Exception):
+    """The integration a command names has no entry in KV `integrations`."""
+
+
+def _fail(command: str, message: str, code: int, as_json: bool) -> NoReturn:
+    """One sentence on stderr (and, with --json, the error object on stdout); exit `code`."""
+    err.print(f"[red]syncbus {command}: {escape(message)}[/red]", highlight=False)
+    if as_json:
+        sys.stdout.write(json.dumps({"error": message, "exit_code": code}) + "\n")
+    raise typer.Exit(code)
+
+
 async def _with_nats(nats_url: str, work: Callable[[Client], Awaitable[T]]) -> T:
-    """Connect, run `work(nc)`, close. Unprovisioned NATS is one sentence and exit code 1."""
+    """Connect, run `work(nc)`, close. Unprovisioned NATS is one sentence and exit code 1.
+
+    A malformed SYNCBUS_NATS_* variable or an unreachable server raises what `run_or_fail`
+    turns into one sentence.
+    """
     from nats.js.errors import BucketNotFoundError  # noqa: PLC0415
 
-    from syncbus_shared.natsclient import connect  # noqa: PLC0415
-    from syncbus_shared.settings import NatsSettings  # noqa: PLC0415
-
-    nc = await asyncio.wait_for(connect(NatsSettings(url=nats_url), "syncbus-health"), 15.0)
+    nc = await cli_connect(nats_url, "syncbus-health")
     try:
         return await work(nc)
     except BucketNotFoundError:
@@ -178,13 +197,30 @@ def recheck(
     from syncbus_health_monitor.status import current_health  # noqa: PLC0415
     from syncbus_shared import topology as t  # noqa: PLC0415
     from syncbus_shared.contracts import HealthStatus  # noqa: PLC0415
+    from syncbus_shared.keys import is_integration_id  # noqa: PLC0415
+
+    command = "health recheck"
+    if not is_integration_id(integration):
+        # Checked before connecting: such an id is no subject token ('*', '>', 'a.b', ' ').
+        _fail(
+            command,
+            f"{integration!r} is not an integration id (1-64 letters, digits, '-' or '_')",
+            EXIT_USAGE,
+            as_json,
+        )
 
     async def work(nc: Client) -> tuple[HealthStatus | None, HealthStatus]:
-        before = await current_health(nc.jetstream(), integration)
+        js = nc.jetstream()
+        if not await _is_configured(js, integration):
+            raise _NotConfiguredError
+        before = await current_health(js, integration)
         reply = await nc.request(t.health_recheck_subject(integration), b"", timeout=timeout)
         return before, HealthStatus.from_bytes(reply.data)
 
-    before, after = run_or_fail(_with_nats(nats_url, work), "health recheck")
+    try:
+        before, after = run_or_fail(_with_nats(nats_url, work), command)
+    except _NotConfiguredError:
+        _fail(command, f"integration {integration!r} is not configured", EXIT_REFUSED, as_json)
     probed = after.last_probe_at is not None and (
         before is None or before.last_probe_at != after.last_probe_at
     )
@@ -198,3 +234,17 @@ def recheck(
             f"{integration}: not probed (interval floor or budget); still {after.state.value} "
             f"({after.reason}); next probe {_when(after.next_probe_at, utc_now())}"
         )
+
+
+async def _is_configured(js: JetStreamContext, integration_id: str) -> bool:
+    """Has KV `integrations` an entry for it? (Its content is the monitor's to judge.)"""
+    from nats.js.errors import KeyNotFoundError  # noqa: PLC0415
+
+    from syncbus_shared import topology as t  # noqa: PLC0415
+
+    kv = await js.key_value(t.KV_INTEGRATIONS)
+    try:
+        entry = await kv.get(integration_id)
+    except KeyNotFoundError:
+        return False
+    return bool(entry.value)

@@ -120,8 +120,8 @@ async def test_syncbus_health_recheck_asks_the_running_service_and_the_floor_sti
     assert answer["probed"] is False  # probed a moment ago: the 15-minute floor holds
     assert answer["status"]["last_probe_at"] == first.model_dump(mode="json")["last_probe_at"]
     code, out, errors = await _syncbus(stack, "health", "recheck", "nobody-here")
-    assert code == 0, errors
-    assert "not configured" in out
+    assert code == 1, errors
+    assert "integration 'nobody-here' is not configured" in errors
 
 
 async def test_the_development_override_is_logged_loudly_by_the_running_service(stack: Stack):
@@ -143,6 +143,7 @@ async def test_a_passive_integration_gets_its_health_from_a_sync_result_on_the_b
         integration_id=integration.id,
         idempotency_key=f"{integration.id}:2026-11",
         status=SyncStatus.SUCCEEDED,
+        vouchers=1,  # a sync that exported nothing called no vendor: no evidence
     )
     await integration.js.publish(t.result_subject(integration.id), result.to_bytes())
     status = await _status_where(bus, integration.id, lambda s: s.source == "sync")

@@ -9,7 +9,7 @@ import httpx
 from nats.aio.msg import Msg
 from pydantic import SecretStr
 
-from syncbus_shared.contracts import CredentialResponse
+from syncbus_shared.contracts import CredentialResponse, ErrorClass, ErrorInfo
 
 
 @dataclass
@@ -33,10 +33,24 @@ class Xledger:
 
 @dataclass
 class Credentials:
+    """Answers with each integration's token; for an id in `missing`, what the credential
+    service answers when Vault holds no secret at its path (`configuration`)."""
+
     tokens: dict[str, str] = field(default_factory=dict)
+    missing: set[str] = field(default_factory=set)
+    asked: int = 0
 
     async def answer(self, msg: Msg) -> None:
         integration_id = msg.subject.rsplit(".", 1)[-1]
+        self.asked += 1
+        if integration_id in self.missing:
+            error = ErrorInfo(
+                error_class=ErrorClass.CONFIGURATION,
+                message=f"no secret at secret/integrations/{integration_id}",
+            )
+            reply = CredentialResponse(integration_id=integration_id, error=error)
+            await msg.respond(reply.to_bytes())
+            return
         token = self.tokens[integration_id]
         reply = CredentialResponse(
             integration_id=integration_id, scheme="token", secret=SecretStr(token)

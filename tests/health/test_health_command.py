@@ -106,6 +106,26 @@ async def test_vendor_mode_switches_a_vendor_to_passive_and_health_shows_it(
     assert report["vendors"]["xledger"]["mode"] == "passive"
 
 
+async def test_recheck_of_a_configured_integration_asks_the_monitor_and_says_it_probed(
+    nats_server: NatsServer,
+    make_monitor: MakeMonitor,
+    add_integration: AddIntegration,
+    unique_id: Callable[..., str],
+) -> None:
+    config = await add_integration(unique_id("recheck"))
+    monitor = await make_monitor()
+    subscription = await monitor.serve_rechecks()
+    try:
+        code, out, errors = await _syncbus(
+            nats_server.url, "health", "recheck", config.integration_id
+        )
+    finally:
+        await subscription.unsubscribe()
+    assert code == 0, errors
+    assert out.strip() == f"{config.integration_id}: probed now: healthy (probe succeeded)"
+    assert errors == ""
+
+
 async def test_health_without_a_reachable_nats_says_so_in_one_line_and_exits_1():
     code, out, errors = await _syncbus("nats://127.0.0.1:9", "health")
     assert code == 1

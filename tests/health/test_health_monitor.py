@@ -69,13 +69,16 @@ def _result(
     *,
     error: ErrorClass | None = None,
     scheduled: bool = True,
+    vouchers: int = 3,
 ) -> SyncResult:
+    """A result of a run that exported `vouchers` (0: nothing to send, so no vendor call)."""
     return SyncResult(
         request_id=f"r-{finished_at.timestamp()}",
         integration_id=config.integration_id,
         idempotency_key=f"{config.integration_id}:2026-11",
         period_id="2026-11",
         status=status,
+        vouchers=vouchers,
         error=ErrorInfo(error_class=error, message="Xledger answered HTTP 503 to export")
         if error
         else None,
@@ -395,6 +398,79 @@ async def test_a_recent_successful_sync_proves_health_so_the_monitor_skips_its_p
     clock.set(datetime(2026, 12, 3, 9, 25, tzinfo=UTC))
     await monitor.check(config)
     assert await xledger.requests_total() == 2
+
+
+async def test_a_sync_that_exported_nothing_leaves_an_integration_without_its_secret_unhealthy(
+    make_monitor: MakeMonitor,
+    add_integration: AddIntegration,
+    xledger: Xledger,
+    credentials: Credentials,
+    clock: ManualClock,
+    unique_id: Callable[..., str],
+) -> None:
+    config = await add_integration(unique_id("no-secret"), roomy())
+    credentials.missing.add(config.integration_id)
+    monitor = await make_monitor()
+    unhealthy = await monitor.probe(config)
+    assert unhealthy.state is HealthState.UNHEALTHY
+    assert unhealthy.reason.startswith("configuration: no secret at ")
+    # Incremental fires that find nothing new succeed without a credential or a vendor call.
+    for _ in range(4):
+        clock.advance(minutes=15)
+        empty = _result(config, SyncStatus.SUCCEEDED, clock.now(), vouchers=0)
+        assert await monitor.observe_result(empty) is None
+    assert await monitor.current(config.integration_id) == unhealthy
+    assert await xledger.requests_total() == 0
+
+
+async def test_a_sync_that_exported_vouchers_still_proves_an_unhealthy_integration_healthy(
+    make_monitor: MakeMonitor,
+    add_integration: AddIntegration,
+    credentials: Credentials,
+    clock: ManualClock,
+    unique_id: Callable[..., str],
+) -> None:
+    config = await add_integration(unique_id("fixed"), roomy())
+    credentials.missing.add(config.integration_id)
+    monitor = await make_monitor()
+    assert (await monitor.probe(config)).state is HealthState.UNHEALTHY
+    credentials.missing.discard(config.integration_id)  # the secret is written to Vault
+    clock.advance(minutes=5)
+    exported = _result(config, SyncStatus.SUCCEEDED, clock.now(), vouchers=2)
+    status = await monitor.observe_result(exported)
+    assert status is not None
+    assert (status.state, status.source) == (HealthState.HEALTHY, "sync")
+    assert status.next_probe_at == clock.now() + timedelta(minutes=15)
+
+
+async def test_an_empty_success_on_the_bus_is_ignored_and_the_next_real_one_is_taken(
+    nc: Client,
+    make_monitor: MakeMonitor,
+    add_integration: AddIntegration,
+    jetstream: JetStreamContext,
+    credentials: Credentials,
+    clock: ManualClock,
+    unique_id: Callable[..., str],
+) -> None:
+    config = await add_integration(unique_id("bus-empty"), roomy())
+    credentials.missing.add(config.integration_id)
+    monitor = await make_monitor()
+    assert (await monitor.probe(config)).state is HealthState.UNHEALTHY
+    events = await _events(nc, config.integration_id)
+    subscription = await monitor.follow_results()
+    try:
+        clock.advance(minutes=15)
+        empty = _result(config, SyncStatus.SUCCEEDED, clock.now(), vouchers=0)
+        await jetstream.publish(t.result_subject(config.integration_id), empty.to_bytes())
+        clock.advance(minutes=15)
+        real = _result(config, SyncStatus.SUCCEEDED, clock.now(), vouchers=1)
+        await jetstream.publish(t.result_subject(config.integration_id), real.to_bytes())
+        healthy = await asyncio.wait_for(events.get(), 10)
+        assert healthy.state is HealthState.HEALTHY
+        assert healthy.checked_at == real.finished_at
+        await _no_more(nc, events)
+    finally:
+        await subscription.unsubscribe()
 
 
 async def test_a_successful_warm_up_recorded_in_the_budget_proves_health_and_counts_as_spent(

@@ -12,8 +12,11 @@ integration in KV `integrations`:
    is skipped until the budget allows one again).
 
 Sync results (`sync.result.*`, followed by `follow_results`) are evidence too: a succeeded sync
-proves the integration healthy, so the next probe moves to an interval after it; a failed one
-counts as a failure, and in passive mode a failed *scheduled* sync makes it unhealthy at once.
+that exported something (`vouchers > 0`) proves the integration healthy, so the next probe moves
+to an interval after it; a failed one counts as a failure, and in passive mode a failed
+*scheduled* sync makes it unhealthy at once. A succeeded sync with no vouchers (an incremental
+fire that found nothing new) called neither the vendor nor the credential service, so it proves
+nothing: it must not turn an integration whose secret is missing healthy every 15 minutes.
 
 "Due" is never earlier than the last probe plus the interval (default and floor 15 minutes;
 lower only with `SYNCBUS_HEALTH_DEV_MIN_INTERVAL_SECONDS`, which is logged as a warning at
@@ -671,9 +674,23 @@ def _warmup_observation(warm: ObservedOutcome) -> Observation | None:
     )
 
 
+def called_the_vendor(result: SyncResult) -> bool:
+    """Did this succeeded run reach the vendor with the integration's credential?
+
+    Only a run with vouchers to export does (they went to the vendor in this attempt, or in an
+    earlier one of the same key that the vendor confirmed): with none left to send (an
+    incremental fire that found nothing new, or a period other keys exported already) the
+    dispatcher returns at once, fetching no credential and calling no vendor (`Exporter.run`).
+    `started_warm` and `cold_start` cannot tell: such a run reports them False, not None.
+    """
+    return result.vouchers > 0
+
+
 def _sync_observation(result: SyncResult, mode: HealthMode) -> Observation | None:
     key = result.idempotency_key or result.request_id
     if result.status is SyncStatus.SUCCEEDED:
+        if not called_the_vendor(result):
+            return None
         return Observation("sync", result.finished_at, ok=True, reason=f"sync {key} succeeded")
     error = result.error
     if error is not None and error.vendor_code == FAILED_FAST_CODE:
