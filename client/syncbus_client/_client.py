@@ -32,6 +32,7 @@ from syncbus_shared.contracts import (
     utc_now,
 )
 from syncbus_shared.keys import is_integration_id
+from syncbus_shared.tracing import publish_span
 
 from ._errors import (
     ConnectError,
@@ -320,14 +321,14 @@ class SyncbusClient:
     ) -> RequestReceipt:
         """Publish a request built by the caller, with `Nats-Msg-Id` set to its key."""
         subject = t.request_subject(request.integration_id)
+        body = request.to_bytes()
         try:
-            ack = await self._js.publish(
-                subject,
-                request.to_bytes(),
-                timeout=timeout,
-                stream=t.STREAM_REQUESTS,
-                headers={"Nats-Msg-Id": request.idempotency_key},
-            )
+            # The application's own trace (if it has one) continues into syncbus: the span
+            # context goes in the headers, and the dispatcher's run becomes its child.
+            with publish_span(subject, body, {"Nats-Msg-Id": request.idempotency_key}) as headers:
+                ack = await self._js.publish(
+                    subject, body, timeout=timeout, stream=t.STREAM_REQUESTS, headers=headers
+                )
         except nats.errors.NoRespondersError as exc:
             raise PublishError(
                 subject, "no stream stores sync requests; is it provisioned?"

@@ -539,3 +539,26 @@ async def test_a_failed_vendor_call_names_its_error_class_and_status_but_no_head
     assert attributes["url.full"] == "https://vendor.example/q?key=REDACTED"
     assert span.status.is_ok is False
     assert all("hidden" not in value for value in _every_value(span))
+
+
+async def test_an_applications_own_trace_continues_through_the_client_into_the_dispatcher(
+    spans: Spans, world: World
+):
+    from syncbus_client import SyncbusClient  # noqa: PLC0415
+
+    tracer = trace.get_tracer("an-application")
+    with tracer.start_as_current_span("month-end close") as root:
+        client = SyncbusClient(world.nc)
+        await client.request_sync(world.integration_id, period_id="2017-01")
+    await asyncio.wait_for(world.results.get(), 60)
+    iid = world.integration_id
+    finished = await spans.wait_for(_finished_sync(iid))
+
+    trace_id = root.get_span_context().trace_id
+    chain = [s for s in finished if _trace_id(s) == trace_id]
+    by_id = {_span_id(s): s for s in chain}
+    publish = _one(chain, f"publish {t.request_subject(iid)}")
+    assert _parent_id(publish) == root.get_span_context().span_id
+    process = _one(chain, "process sync.request.*")
+    assert _parent_id(process) == _span_id(publish)
+    assert "month-end close" in _ancestors(_one(chain, f"publish {t.result_subject(iid)}"), by_id)
