@@ -92,8 +92,9 @@ def apply(
 
         from syncbus_shared import topology as t  # noqa: PLC0415
 
-        kv = await nc.jetstream().key_value(t.KV_INTEGRATIONS)
-        changes = plan(wanted, await _stored(kv), prune=prune)
+        js = nc.jetstream()
+        kv = await js.key_value(t.KV_INTEGRATIONS)
+        changes = plan(wanted, await _stored(js, kv), prune=prune)
         if not dry_run:
             for change in changes:
                 try:
@@ -118,18 +119,28 @@ def apply(
     _print_diff(result)
 
 
-async def _stored(kv: Any) -> dict[str, tuple[bytes, int]]:
-    """Every stored config with its revision (for the compare-and-set writes)."""
-    watcher = await kv.watchall(ignore_deletes=True)
+async def _stored(js: Any, kv: Any) -> dict[str, tuple[bytes, int]]:
+    """Every stored config with its revision (for the compare-and-set writes).
+
+    Listed from the bucket stream's subjects, then read one by one, not with a KV watch: a
+    watch can signal "no more" before its first entry arrives (nats-py decides that from the
+    consumer's pending count), and a config missed here would be "created" over itself.
+    """
+    from nats.js.errors import KeyNotFoundError  # noqa: PLC0415
+
+    from syncbus_shared import topology as t  # noqa: PLC0415
+
+    prefix = f"$KV.{t.KV_INTEGRATIONS}."
+    info = await js.stream_info(f"KV_{t.KV_INTEGRATIONS}", subjects_filter=f"{prefix}>")
     stored: dict[str, tuple[bytes, int]] = {}
-    try:
-        async for entry in watcher:
-            if entry is None:
-                break
-            if entry.value:
-                stored[entry.key] = (entry.value, entry.revision)
-    finally:
-        await watcher.stop()
+    for subject in sorted(info.state.subjects or {}):
+        key = subject.removeprefix(prefix)
+        try:
+            entry = await kv.get(key)
+        except KeyNotFoundError:  # deleted (a delete marker keeps the subject listed)
+            continue
+        if entry.value:
+            stored[key] = (entry.value, entry.revision)
     return stored
 
 

@@ -314,7 +314,7 @@ async def test_a_schedule_paused_by_an_operator_stays_paused_when_the_file_does_
         "integrations:\n" + XLEDGER.format(id=a, cron="5 0 1 * *") + "      paused: false\n",
     )
     resumed = await cli("apply", "-f", str(explicit), "--nats-url", nats_server.url)
-    assert "schedule.paused: True -> False" in resumed.stdout
+    assert "schedule.paused: True -> False" in resumed.stdout, (resumed.output, resumed.exception)
     stored = await get_integration(jetstream, a)
     assert stored is not None
     assert stored.schedule is not None
