@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from syncbus_shared.natsclient import NatsTlsConfigError, NatsUnreachableError, connect
-from syncbus_shared.settings import NatsSettings
+from syncbus_shared.settings import NatsSettings, describe_settings_error
 
 err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
@@ -44,17 +44,7 @@ def nats_settings(url: str) -> NatsSettings:
     try:
         return NatsSettings(url=url)
     except ValidationError as exc:
-        raise NatsSettingsError(describe_settings_error(exc)) from None
-
-
-def describe_settings_error(exc: ValidationError) -> str:
-    """One sentence naming the variable, never its value (settings hide their input)."""
-    first = exc.errors(include_input=False, include_url=False)[0]
-    message = str(first["msg"]).removeprefix("Value error, ")
-    field = ".".join(str(part) for part in first["loc"])
-    if not field:  # a rule across fields names its variables itself
-        return f"the NATS settings are not valid: {message}"
-    return f"the NATS setting SYNCBUS_NATS_{field.upper()} is not valid: {message}"
+        raise NatsSettingsError(describe_settings_error(exc, label="NATS setting")) from None
 
 
 def run_or_fail(coro: Coroutine[Any, Any, T], command: str) -> T:

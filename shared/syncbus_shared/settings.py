@@ -7,7 +7,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Self
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _SUBJECT = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
@@ -147,3 +147,32 @@ class ServiceSettings(BaseSettings):
 
     instance_id: str | None = Field(default=None, description="Defaults to host name and pid.")
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
+
+
+def _env_prefix(model_name: str) -> str | None:
+    pending: list[type[BaseSettings]] = list(BaseSettings.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        if cls.__name__ == model_name:
+            return str(cls.model_config.get("env_prefix", ""))
+        pending.extend(cls.__subclasses__())
+    return None
+
+
+def describe_settings_error(exc: ValidationError, *, label: str = "setting") -> str:
+    """`the setting SYNCBUS_DISPATCHER_BATCH_ATTEMPTS is not valid: Input should be ...`.
+
+    `label` names what kind of setting it is (`NATS setting` in the CLI's messages).
+    """
+    first = exc.errors(include_input=False, include_url=False)[0]
+    message = str(first["msg"]).removeprefix("Value error, ")
+    field = ".".join(str(part) for part in first["loc"])
+    if not field:  # a rule across fields names its variables itself
+        whole = f"{label}s" if label != "setting" else exc.title
+        return f"the {whole} are not valid: {message}"
+    prefix = _env_prefix(exc.title)
+    name = f"{prefix}{field}".upper() if prefix is not None else f"{exc.title}.{field}"
+    more = exc.error_count() - 1
+    return f"the {label} {name} is not valid: {message}" + (
+        f" (and {more} more problem(s))" if more else ""
+    )

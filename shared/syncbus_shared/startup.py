@@ -15,37 +15,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from pydantic import ValidationError
-from pydantic_settings import BaseSettings
 
 from .natsclient import NatsTlsConfigError
 from .probes import ProbeBindError
+from .settings import describe_settings_error
 
 EXIT_BAD_SETTINGS = 2
-
-
-def _env_prefix(model_name: str) -> str | None:
-    pending: list[type[BaseSettings]] = list(BaseSettings.__subclasses__())
-    while pending:
-        cls = pending.pop()
-        if cls.__name__ == model_name:
-            return str(cls.model_config.get("env_prefix", ""))
-        pending.extend(cls.__subclasses__())
-    return None
-
-
-def describe_settings_error(exc: ValidationError) -> str:
-    """`the setting SYNCBUS_DISPATCHER_BATCH_ATTEMPTS is not valid: Input should be ...`."""
-    first = exc.errors(include_input=False, include_url=False)[0]
-    message = str(first["msg"]).removeprefix("Value error, ")
-    field = ".".join(str(part) for part in first["loc"])
-    prefix = _env_prefix(exc.title)
-    if not field:
-        return f"the {exc.title} are not valid: {message}"
-    name = f"{prefix}{field}".upper() if prefix is not None else f"{exc.title}.{field}"
-    more = exc.error_count() - 1
-    return f"the setting {name} is not valid: {message}" + (
-        f" (and {more} more problem(s))" if more else ""
-    )
 
 
 @contextmanager
